@@ -1,0 +1,31 @@
+// Verify's output: what the rest of the pipeline knows about a caller whose token checked out.
+
+/** Claims as parsed from the token payload (a JSON object, created without a prototype). */
+export type Claims = Record<string, unknown>
+
+/**
+ * A token whose signature, algorithm and claim types have been checked. Cached by token string:
+ * time claims (`exp`, `nbf`, `iat`) are re-checked against the clock on every use.
+ */
+export interface VerifiedToken {
+  readonly token: string
+  readonly claims: Readonly<Claims>
+  /** Numeric time claims, `null` when absent (PostgREST: `null` counts as absent). */
+  readonly exp: number | null
+  readonly nbf: number | null
+  readonly iat: number | null
+  /** `sub` when it is a non-empty string; tokens without one (API keys) are forwarded as they are. */
+  readonly sub: string | null
+  readonly sessionId: string | null
+  readonly kid: string | null
+  readonly alg: string
+}
+
+/** The verify stage: returns synchronously on a cache hit, so the hot path never awaits. */
+export interface Verifier {
+  verify(token: string): VerifiedToken | Promise<VerifiedToken>
+  /** Number of cached verified tokens (metrics, tests). */
+  readonly size: number
+  clear(): void
+  close(): Promise<void>
+}
