@@ -77,6 +77,11 @@ export interface RoleConfig {
   readonly map: ReadonlyMap<string, string>
   readonly allowed: ReadonlySet<string>
   readonly defaultRole: string
+  /**
+   * PostgREST's `db-anon-role`: an API key (a token without `sub`) carrying this role goes through
+   * as an anonymous request unless the role is in the allow-list.
+   */
+  readonly anonRole: string
   /** Explicit opt-in to put superuser-like roles (service_role, postgres, ...) in the allow-list. */
   readonly allowPrivileged: boolean
 }

@@ -3,7 +3,8 @@
 /**
  * The closed set of failure conditions. PostgREST's own cases keep PostgREST's code, status and
  * message (POSTGREST-CONTRACT.md); gateway-only failures use `GW` codes grouped by stage:
- * 1xx claims and revocation, 2xx role, 3xx hook, 4xx upstream, 5xx the gateway itself.
+ * 0xx the HTTP request itself, 1xx claims and revocation, 2xx role, 3xx hook, 4xx upstream,
+ * 5xx the gateway itself.
  */
 export type ErrorKind =
   | 'JwtSecretMissing'
@@ -40,12 +41,18 @@ export type ErrorKind =
   | 'UpstreamFailed'
   | 'ShuttingDown'
   | 'Internal'
+  | 'HeadersTooLarge'
+  | 'MalformedRequest'
+  | 'RequestTimeout'
 
 export type ErrorCode =
   | 'PGRST300'
   | 'PGRST301'
   | 'PGRST302'
   | 'PGRST303'
+  | 'GW001'
+  | 'GW002'
+  | 'GW003'
   | 'GW101'
   | 'GW102'
   | 'GW103'
@@ -155,4 +162,7 @@ export const ERRORS: { readonly [K in ErrorKind]: ErrorSpec } = {
   UpstreamFailed: gw('GW403', 502, 'Upstream connection failed'),
   ShuttingDown: gw('GW502', 503, 'Gateway is shutting down', 'none', 1),
   Internal: gw('GW500', 500, 'Internal gateway error'),
+  HeadersTooLarge: gw('GW001', 431, 'Request header fields too large'),
+  MalformedRequest: gw('GW002', 400, 'Malformed HTTP request'),
+  RequestTimeout: gw('GW003', 408, 'Request not received in time'),
 }
