@@ -1,0 +1,346 @@
+// Claims stage (freshen): verified token -> the user's current claims, cached, invalidated by NOTIFY.
+import type pino from 'pino'
+import type { VerifiedToken } from '../auth/types.js'
+import type { ClaimsConfig, DbConfig } from '../config/types.js'
+import { GatewayError } from '../errors/index.js'
+import type { Metrics } from '../observability/metrics.js'
+import { createListener, type Listener } from './listener.js'
+import { createLookup, type Lookup, LookupFailed, type SessionRow, type UserRow } from './lookup.js'
+import { parseInvalidation } from './payload.js'
+import { RecordCache, type RecordCacheEvent } from './record-cache.js'
+import type { ClaimsStore, FreshClaims } from './types.js'
+
+export interface ClaimsStoreOptions {
+  readonly db: DbConfig
+  readonly claims: ClaimsConfig
+  readonly metrics?: Metrics | undefined
+  readonly logger?: pino.Logger | undefined
+  /** Wall clock in ms (bans and `not_after` are wall-clock times). */
+  readonly now?: (() => number) | undefined
+  /** Listener reconnect backoff and heartbeat (tests shorten them). */
+  readonly listener?: {
+    readonly backoffMs?: { readonly initial: number; readonly max: number }
+    readonly heartbeatMs?: number
+  }
+}
+
+class Claims implements FreshClaims {
+  readonly userId: string
+  readonly appMetadata: Readonly<Record<string, unknown>>
+  readonly role: string | null
+  readonly version: number
+  readonly source: 'database' | 'token'
+
+  constructor(
+    userId: string,
+    appMetadata: Readonly<Record<string, unknown>>,
+    role: string | null,
+    version: number,
+    source: 'database' | 'token',
+  ) {
+    this.userId = userId
+    this.appMetadata = appMetadata
+    this.role = role
+    this.version = version
+    this.source = source
+  }
+}
+
+type Revocation = 'UserNotFound' | 'UserDeleted' | null
+
+/** A cached answer of the user query, including "no such user" (so revoked users cost no queries). */
+class UserRecord {
+  readonly claims: Claims | null
+  readonly revoked: Revocation
+  readonly bannedUntil: number
+  /** Content fingerprint: a reload with the same fingerprint keeps the version. */
+  readonly fingerprint: string
+
+  constructor(claims: Claims | null, revoked: Revocation, bannedUntil: number, fingerprint: string) {
+    this.claims = claims
+    this.revoked = revoked
+    this.bannedUntil = bannedUntil
+    this.fingerprint = fingerprint
+  }
+}
+
+const NO_SESSION: SessionRow = Object.freeze({ notAfter: Number.NEGATIVE_INFINITY })
+const EMPTY: Readonly<Record<string, unknown>> = Object.freeze({})
+
+/**
+ * Creates the freshen stage. With `db.url` null there is no database: claims come from the token.
+ */
+export function createClaimsStore(options: ClaimsStoreOptions): ClaimsStore {
+  const { db } = options
+  if (db.url === null) return new TokenClaimsStore()
+  return new PgClaimsStore(options, { ...db, url: db.url })
+}
+
+/** No database configured: every caller's claims are the token's own. */
+class TokenClaimsStore implements ClaimsStore {
+  readonly listening = true
+  readonly lookups = 0
+  freshen(token: VerifiedToken): FreshClaims {
+    return tokenClaims(token)
+  }
+  onInvalidate(): void {}
+  async start(): Promise<void> {}
+  async close(): Promise<void> {}
+}
+
+class PgClaimsStore implements ClaimsStore {
+  readonly #lookup: Lookup
+  readonly #listener: Listener
+  readonly #users: RecordCache<UserRecord>
+  readonly #sessions: RecordCache<SessionRow> | null
+  readonly #now: () => number
+  readonly #tokenFallback: boolean
+  readonly #ttlMs: number
+  readonly #disconnectedTtlMs: number
+  readonly #logger: pino.Logger | undefined
+  readonly #invalidateListeners: Array<(userId: string | null) => void> = []
+  readonly #metrics: Metrics | undefined
+  #lookups = 0
+  #version = 0
+
+  constructor(options: ClaimsStoreOptions, db: DbConfig & { readonly url: string }) {
+    const claims = options.claims
+    const metrics = options.metrics
+    this.#metrics = metrics
+    this.#now = options.now ?? Date.now
+    this.#tokenFallback = claims.onDatabaseDown === 'token'
+    this.#ttlMs = claims.ttlSeconds * 1000
+    this.#disconnectedTtlMs = Math.min(claims.ttlSeconds, claims.disconnectedTtlSeconds) * 1000
+    this.#logger = options.logger?.child({ stage: 'claims' })
+    this.#lookup = createLookup(db)
+
+    const onEvent = bindCacheEvents(metrics)
+    const freshMs = (): number => (this.#listener.listening ? this.#ttlMs : this.#disconnectedTtlMs)
+    this.#users = new RecordCache<UserRecord>({
+      max: claims.cacheMaxEntries,
+      maxStaleMs: claims.maxStaleSeconds * 1000,
+      load: (id) => this.#loadUser(id),
+      freshMs,
+      now: this.#now,
+      onEvent,
+    })
+    this.#sessions =
+      db.sessionQuery === null
+        ? null
+        : new RecordCache<SessionRow>({
+            max: claims.cacheMaxEntries,
+            maxStaleMs: claims.maxStaleSeconds * 1000,
+            load: (id) => this.#loadSession(id),
+            freshMs,
+            now: this.#now,
+          })
+
+    const listenerOptions = options.listener
+    this.#listener = createListener({
+      url: db.url,
+      channel: db.notifyChannel,
+      timeoutMs: db.lookupTimeoutMs,
+      logger: this.#logger,
+      onNotify: (payload) => this.#onNotify(payload),
+      onListening: (reconnected) => {
+        metrics?.listenerConnected.set(1)
+        // Changes made while the connection was down were never announced.
+        if (reconnected) this.#expireAll('reconnect')
+      },
+      onLost: () => {
+        metrics?.listenerConnected.set(0)
+        this.#expireAll('disconnect')
+      },
+      ...(listenerOptions?.backoffMs === undefined ? {} : { backoffMs: listenerOptions.backoffMs }),
+      ...(listenerOptions?.heartbeatMs === undefined ? {} : { heartbeatMs: listenerOptions.heartbeatMs }),
+    })
+    metrics?.listenerConnected.set(0)
+  }
+
+  get listening(): boolean {
+    return this.#listener.listening
+  }
+
+  get lookups(): number {
+    return this.#lookups
+  }
+
+  freshen(token: VerifiedToken): FreshClaims | Promise<FreshClaims> {
+    const sub = token.sub
+    if (sub === null) {
+      // Tokens without `sub` are forwarded as they are (DESIGN.md): reaching here is a wiring bug.
+      throw new GatewayError('Internal', { reason: 'freshen called for a token without sub' })
+    }
+    const now = this.#now()
+    const user = this.#users.get(sub, now)
+    if (user instanceof Promise) {
+      return user.then(
+        (record) => this.#checkUser(record, token, this.#now()),
+        (err: unknown) => this.#unavailable(err, token),
+      )
+    }
+    return this.#checkUser(user, token, now)
+  }
+
+  onInvalidate(listener: (userId: string | null) => void): void {
+    this.#invalidateListeners.push(listener)
+  }
+
+  async start(): Promise<void> {
+    const [warm] = await Promise.all([this.#lookup.warm(), this.#listener.start()])
+    if (!warm) this.#logger?.warn('claims database is not reachable yet')
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.#listener.close(), this.#lookup.close()])
+    this.#metrics?.listenerConnected.set(0)
+  }
+
+  #checkUser(record: UserRecord, token: VerifiedToken, now: number): FreshClaims | Promise<FreshClaims> {
+    if (record.revoked !== null) throw new GatewayError(record.revoked)
+    // Evaluated on every use: a ban that expires lets the user back in without a reload.
+    if (record.bannedUntil > now) throw new GatewayError('UserBanned')
+    const claims = record.claims as Claims
+    const sessionId = token.sessionId
+    if (sessionId === null || this.#sessions === null) return claims
+    const session = this.#sessions.get(sessionId, now)
+    if (session instanceof Promise) {
+      return session.then(
+        (row) => checkSession(row, claims, this.#now()),
+        (err: unknown) => {
+          if (this.#tokenFallback) return claims
+          throw unavailable(err)
+        },
+      )
+    }
+    return checkSession(session, claims, now)
+  }
+
+  #unavailable(err: unknown, token: VerifiedToken): FreshClaims {
+    if (err instanceof GatewayError) throw err
+    if (this.#tokenFallback) return tokenClaims(token)
+    throw unavailable(err)
+  }
+
+  async #loadUser(id: string): Promise<UserRecord> {
+    this.#lookups++
+    const metrics = this.#metrics
+    const end = metrics?.claimsLookupDuration.startTimer()
+    let row: UserRow | null
+    try {
+      row = await this.#lookup.user(id)
+    } catch (err) {
+      end?.()
+      const reason = err instanceof LookupFailed ? err.reason : 'error'
+      metrics?.claimsLookups.inc({ result: reason })
+      this.#logger?.warn({ code: errorCode(err), reason }, 'claims lookup failed')
+      throw err
+    }
+    end?.()
+    if (row === null) {
+      metrics?.claimsLookups.inc({ result: 'not_found' })
+      return new UserRecord(null, 'UserNotFound', 0, '')
+    }
+    metrics?.claimsLookups.inc({ result: 'found' })
+    if (row.deleted) return new UserRecord(null, 'UserDeleted', 0, '')
+    // jsonb prints its keys in one canonical order, so equal content gives an equal fingerprint.
+    const fingerprint = `${row.role ?? ''}\u0000${JSON.stringify(row.appMetadata)}`
+    const previous = this.#users.peek(id)
+    const claims =
+      previous?.claims != null && previous.fingerprint === fingerprint
+        ? previous.claims
+        : new Claims(id, row.appMetadata, row.role, ++this.#version, 'database')
+    return new UserRecord(claims, null, row.bannedUntil, fingerprint)
+  }
+
+  async #loadSession(id: string): Promise<SessionRow> {
+    try {
+      return (await this.#lookup.session(id)) ?? NO_SESSION
+    } catch (err) {
+      this.#logger?.warn({ code: errorCode(err) }, 'session lookup failed')
+      throw err
+    }
+  }
+
+  #onNotify(payload: string): void {
+    const invalidation = parseInvalidation(payload)
+    switch (invalidation.kind) {
+      case 'user':
+        this.#metrics?.invalidations.inc({ kind: 'user' })
+        this.#users.evict(invalidation.userId)
+        this.#emit(invalidation.userId)
+        return
+      case 'session':
+        this.#metrics?.invalidations.inc({ kind: 'session' })
+        this.#sessions?.evict(invalidation.sessionId)
+        return
+      case 'all':
+        this.#expireAll('all')
+        return
+    }
+  }
+
+  #expireAll(kind: 'all' | 'disconnect' | 'reconnect'): void {
+    this.#metrics?.invalidations.inc({ kind })
+    this.#logger?.info({ kind, entries: this.#users.size }, 'claims cache cleared')
+    this.#users.expireAll()
+    this.#sessions?.expireAll()
+    this.#emit(null)
+  }
+
+  #emit(userId: string | null): void {
+    for (const listener of this.#invalidateListeners) {
+      try {
+        listener(userId)
+      } catch (err) {
+        this.#logger?.error({ err }, 'invalidation listener failed')
+      }
+    }
+  }
+}
+
+function checkSession(row: SessionRow, claims: Claims, now: number): Claims {
+  // A deleted row (sign-out) or a passed `not_after` ends the session though its token lives on.
+  if (row.notAfter <= now) throw new GatewayError('SessionRevoked')
+  return claims
+}
+
+function unavailable(err: unknown): GatewayError {
+  return new GatewayError('ClaimsUnavailable', {
+    reason: err instanceof LookupFailed ? err.message : 'claims lookup failed',
+    cause: err,
+  })
+}
+
+/** The `onDatabaseDown: 'token'` fallback, and the no-database mode: the token's own claims. */
+function tokenClaims(token: VerifiedToken): FreshClaims {
+  const appMetadata = token.claims['app_metadata']
+  const role = token.claims['role']
+  return new Claims(
+    token.sub ?? '',
+    typeof appMetadata === 'object' && appMetadata !== null && !Array.isArray(appMetadata)
+      ? (appMetadata as Record<string, unknown>)
+      : EMPTY,
+    typeof role === 'string' ? role : null,
+    0,
+    'token',
+  )
+}
+
+function errorCode(err: unknown): unknown {
+  const cause = err instanceof Error ? err.cause : undefined
+  return (cause as { code?: unknown } | undefined)?.code ?? (err as { code?: unknown } | null)?.code
+}
+
+/** Metric children bound once; the cache reports events through one prepared function. */
+function bindCacheEvents(metrics: Metrics | undefined): ((event: RecordCacheEvent) => void) | undefined {
+  if (metrics === undefined) return undefined
+  const hit = metrics.claimsCache.labels('hit')
+  const miss = metrics.claimsCache.labels('miss')
+  const stale = metrics.claimsCache.labels('stale')
+  return (event) => {
+    if (event === 'hit') hit.inc()
+    else if (event === 'miss') miss.inc()
+    else stale.inc()
+  }
+}
