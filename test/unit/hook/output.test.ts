@@ -86,7 +86,7 @@ describe('judgeOutput: claims', () => {
   }
 
   it('lists every broken rule, required ones first, naming claims and never values', () => {
-    const claims = { ...supabaseClaims(), exp: 'never', role: 99 }
+    const claims: Record<string, unknown> = { ...supabaseClaims(), exp: 'never', role: 99 }
     delete claims['email']
     const problems = claimProblems(claims)
     expect(problems).toEqual([
