@@ -8,11 +8,14 @@ class Entry<V> {
   expiresAt: number
   /** Set when the listener dropped or an unreadable notification arrived: revalidate before serving. */
   mustRevalidate: boolean
+  /** Its key was invalidated: never served again, kept only so a reload can compare content. */
+  evicted: boolean
 
   constructor(value: V, expiresAt: number) {
     this.value = value
     this.expiresAt = expiresAt
     this.mustRevalidate = false
+    this.evicted = false
   }
 }
 
@@ -74,7 +77,7 @@ export class RecordCache<V> {
 
   get(key: string, now: number): V | Promise<V> {
     const entry = this.#lru.get(key)
-    if (entry !== undefined) {
+    if (entry !== undefined && !entry.evicted) {
       if (now < entry.expiresAt) {
         this.#onEvent('hit')
         return entry.value
@@ -93,14 +96,15 @@ export class RecordCache<V> {
     return (this.#inflight.get(key) ?? this.#start(key)).promise as Promise<V>
   }
 
-  /** The cached value, fresh or not, without touching recency. */
+  /** The last value loaded for the key, even if stale or evicted, without touching recency. */
   peek(key: string): V | undefined {
     return this.#lru.peek(key)?.value
   }
 
-  /** Drops one key, and makes a load in flight for it start over for later callers. */
+  /** Stops serving one key, and makes a load in flight for it start over for later callers. */
   evict(key: string): void {
-    this.#lru.delete(key)
+    const entry = this.#lru.peek(key)
+    if (entry !== undefined) entry.evicted = true
     const pending = this.#inflight.get(key)
     if (pending !== undefined) {
       pending.superseded = true
