@@ -314,6 +314,37 @@ describe('forward: headers', () => {
     expect(seen).toEqual({ url: '/rest/v1/todos?id=eq.1', authorization: undefined })
   })
 
+  it('handles Expect: 100-continue at the gateway (curl sends it for large bodies) and forwards the body', async () => {
+    let seen: { expect: string | undefined; body: string } | null = null
+    const upstream = await startUpstream((req, res) => {
+      const chunks: Buffer[] = []
+      req.on('data', (chunk: Buffer) => chunks.push(chunk))
+      req.on('end', () => {
+        seen = { expect: req.headers.expect, body: Buffer.concat(chunks).toString() }
+        res.end()
+      })
+    })
+    const gw = await startGateway(upstream.url)
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = httpRequest({
+        host: '127.0.0.1',
+        port: gw.port,
+        method: 'POST',
+        path: '/todos',
+        headers: { expect: '100-continue', 'content-length': '12' },
+        agent: false,
+      })
+      req.on('continue', () => req.end('{"title":1}\n'))
+      req.on('response', (res) => {
+        res.resume()
+        resolve(res.statusCode!)
+      })
+      req.on('error', reject)
+    })
+    expect(status).toBe(200)
+    expect(seen).toEqual({ expect: undefined, body: '{"title":1}\n' })
+  })
+
   it('appends to trusted X-Forwarded-For and keeps trusted X-Forwarded-Proto/Host', async () => {
     let seen: string[] = []
     const upstream = await startUpstream((req, res) => {
