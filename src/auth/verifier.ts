@@ -104,31 +104,14 @@ function tokenHash(token: string): number {
 }
 
 /**
- * JSON.parse already stores a `__proto__` key as an own data property (it never pollutes
- * `Object.prototype`); the claims object additionally gets no prototype, so `claims.constructor`
- * is undefined, not a function. Nested objects are re-created without a prototype only when a
- * `__proto__` key can be present at all (the text contains it, or a `\u` escape that might spell
- * it), so that `Object.assign(target, claims.app_metadata)` cannot set `target`'s prototype; a
- * full copy costs ~1 us per token, most payloads need none.
+ * JSON.parse stores a `__proto__` key as an own data property: it never touches
+ * `Object.prototype`. The claims object gets no prototype, so `claims.constructor` or
+ * `claims.toString` is undefined rather than inherited. Copy claims with spread or
+ * `structuredClone`, never with `Object.assign(plainObject, claims)`: that would run the
+ * `__proto__` setter of the target with the token's value.
  */
-function ownClaims(parsed: Record<string, unknown>, text: string): Claims {
-  if (text.includes('__proto__') || text.includes('\\u')) return withoutPrototypes(parsed) as Claims
+function ownClaims(parsed: Record<string, unknown>): Claims {
   return Object.setPrototypeOf(parsed, null) as Claims
-}
-
-/**
- * The payload as a JSON value whose objects have no prototype: `__proto__` from the token is then
- * an ordinary own key, and `claims.constructor` or `claims.toString` is undefined, not a function.
- */
-function withoutPrototypes(value: unknown): unknown {
-  if (typeof value !== 'object' || value === null) return value
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) value[i] = withoutPrototypes(value[i])
-    return value
-  }
-  const out: Record<string, unknown> = Object.create(null)
-  for (const key of Object.keys(value)) out[key] = withoutPrototypes((value as Record<string, unknown>)[key])
-  return out
 }
 
 class Verified implements VerifiedToken {
@@ -408,17 +391,19 @@ class TokenVerifier implements Verifier {
       this.#missCounter.inc()
       this.#flush()
     }
+    let pending: Pending
+    let candidates: readonly VerifyKey[] | Promise<readonly VerifyKey[]>
     try {
-      const pending = this.#parse(token, hash)
-      const candidates = this.#keys!.candidates(pending.alg, pending.kid)
-      if (Array.isArray(candidates)) return this.#finish(pending, candidates as readonly VerifyKey[])
-      return (candidates as Promise<readonly VerifyKey[]>).then(
-        (list) => this.#finish(pending, list),
-        (err: unknown) => this.#failed(err),
-      )
+      pending = this.#parse(token, hash)
+      candidates = this.#keys!.candidates(pending.alg, pending.kid)
     } catch (err) {
       return this.#failed(err)
     }
+    if (!(candidates instanceof Promise)) return this.#finish(pending, candidates)
+    return candidates.then(
+      (list) => this.#finish(pending, list),
+      (err: unknown) => this.#failed(err),
+    )
   }
 
   #failed(err: unknown): never {
@@ -485,15 +470,13 @@ class TokenVerifier implements Verifier {
 
     // PostgREST `decodeClaims`: the payload must decode to a JSON object, else ParsingClaimsFailed.
     let parsed: unknown
-    let text: string
     try {
-      text = UTF8.decode(pending.payload)
-      parsed = JSON.parse(text)
+      parsed = JSON.parse(UTF8.decode(pending.payload))
     } catch {
       fail('JwtClaimsParse')
     }
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) fail('JwtClaimsParse')
-    const claims = ownClaims(parsed as Record<string, unknown>, text)
+    const claims = ownClaims(parsed as Record<string, unknown>)
 
     // PostgREST `checkForErrors`: exp, nbf, iat, aud in this order, the first failure wins; for
     // each, absent or null passes, a present non-number is a type error, then the value is checked.
