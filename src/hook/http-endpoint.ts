@@ -1,6 +1,6 @@
 // Hook stage (HTTP): POST the input, signed per Standard Webhooks, with Supabase Auth's retry rule and limits.
 import { randomUUID } from 'node:crypto'
-import { Pool, request } from 'undici'
+import { Pool, request, type Dispatcher as UndiciDispatcher } from 'undici'
 import { type Dispatcher, HookCallFailed, parseAnswer } from './dispatch.js'
 import { signWebhook } from './webhook-signature.js'
 
@@ -36,6 +36,16 @@ function isJson(contentType: string | string[] | undefined): boolean {
   return type === 'application/json'
 }
 
+type ResponseBody = UndiciDispatcher.ResponseData['body']
+
+/** Stops reading: undici then closes the connection; the abort it reports is expected, not a fault. */
+function abandon(body: ResponseBody): void {
+  body.on('error', noop)
+  body.destroy()
+}
+
+const noop = () => {}
+
 /** Frees the connection; a body that fails while being discarded changes nothing. */
 async function discard(body: { dump(): Promise<void> }): Promise<void> {
   try {
@@ -64,12 +74,9 @@ export function createHttpEndpoint(options: HttpEndpointOptions): Dispatcher {
   const href = url.href
   const pool = new Pool(url.origin, { connections: 8, connectTimeout: timeoutMs, pipelining: 1 })
 
-  async function readBody(
-    body: AsyncIterable<Buffer> & { destroy(): void },
-    length: number,
-  ): Promise<string> {
+  async function readBody(body: ResponseBody, length: number): Promise<string> {
     if (length > maxResponseBytes) {
-      body.destroy()
+      abandon(body)
       throw new HookCallFailed('invalid', `the answer is larger than ${maxResponseBytes} bytes`)
     }
     const chunks: Buffer[] = []
@@ -78,7 +85,7 @@ export function createHttpEndpoint(options: HttpEndpointOptions): Dispatcher {
       total += chunk.length
       // Stop reading at the limit: a hook must not make the gateway buffer an unbounded answer.
       if (total > maxResponseBytes) {
-        body.destroy()
+        abandon(body)
         throw new HookCallFailed('invalid', `the answer is larger than ${maxResponseBytes} bytes`)
       }
       chunks.push(chunk)
