@@ -197,10 +197,17 @@ function checkCombinations(values: OptionValues, raw: ReadonlyMap<string, RawVal
     values['upstream.jwtSecretIsBase64'],
     where('upstream.jwtSecret'),
     name('upstream.jwtSecretIsBase64'),
+    'sign',
   )
   const inbound = values['jwt.secret']
   if (inbound !== null) {
-    checkKeyMaterial(inbound, values['jwt.secretIsBase64'], where('jwt.secret'), name('jwt.secretIsBase64'))
+    checkKeyMaterial(
+      inbound,
+      values['jwt.secretIsBase64'],
+      where('jwt.secret'),
+      name('jwt.secretIsBase64'),
+      'verify',
+    )
   }
 
   // DESIGN.md "Role mapping": superuser-like roles are never reachable unless listed explicitly.

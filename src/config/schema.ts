@@ -112,8 +112,18 @@ const stringInput = z.union([z.string(), z.number().transform(String)])
 
 const text: Kind<string> = { schema: stringInput.pipe(z.string().min(1)), expect: 'a non-empty string' }
 
-/** A secret keeps its bytes as given (only file content loses its trailing newline). */
-const secretText: Kind<string> = { schema: z.string().min(1), expect: 'a non-empty string' }
+/**
+ * Key material keeps its bytes as given (only file content loses its trailing newline). In YAML a
+ * JWK or JWK Set may also be written as a mapping: it is kept as its JSON text, the form the auth
+ * and mint modules read.
+ */
+const keyMaterial: Kind<string> = {
+  schema: z.union([
+    z.string().min(1),
+    z.record(z.string(), z.unknown()).transform((jwk) => JSON.stringify(jwk)),
+  ]),
+  expect: 'a non-empty string, or a JWK or JWK Set',
+}
 
 function httpUrl(): Kind<string> {
   return {
@@ -423,7 +433,7 @@ export const OPTIONS = [
   required(
     'upstream.jwtSecret',
     'GATEWAY_UPSTREAM_JWT_SECRET',
-    secretText,
+    keyMaterial,
     'the key that signs tokens for PostgREST',
     'Key for minted tokens: an HS256 secret (at least 32 characters, shared with PostgREST `jwt-secret`) or a private JWK (ES256, RS256, EdDSA). `@/path` or `GATEWAY_UPSTREAM_JWT_SECRET_FILE` read it from a file.',
     { secret: true },
@@ -467,7 +477,7 @@ export const OPTIONS = [
   opt(
     'jwt.secret',
     'GATEWAY_JWT_SECRET',
-    secretText,
+    keyMaterial,
     null,
     'Inbound keys in PostgREST `jwt-secret` formats: a string (HS256, at least 32 characters), a JWK or a JWKS; `@/path` or `GATEWAY_JWT_SECRET_FILE` read it from a file. Without it and without a JWKS URL, tokens get 500 PGRST300.',
     { secret: true },

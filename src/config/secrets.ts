@@ -53,10 +53,16 @@ const MIN_HMAC_LENGTH = 32
 
 /**
  * Checks a key the way PostgREST's `jwt-secret` is read: JSON (starts with `{`) is a JWK or a
- * JWK Set, anything else is an HS256 secret. Deeper key checks belong to the auth and mint
+ * JWK Set (a set only for verifying), anything else is an HS256 secret. Deeper key checks belong to the auth and mint
  * modules. Messages never contain the value.
  */
-export function checkKeyMaterial(value: string, isBase64: boolean, label: string, base64Label: string): void {
+export function checkKeyMaterial(
+  value: string,
+  isBase64: boolean,
+  label: string,
+  base64Label: string,
+  use: 'verify' | 'sign',
+): void {
   if (value.trimStart().startsWith('{')) {
     let parsed: unknown
     try {
@@ -72,6 +78,9 @@ export function checkKeyMaterial(value: string, isBase64: boolean, label: string
       !('kty' in parsed || 'keys' in parsed)
     ) {
       throw new ConfigError(`${label} is JSON but neither a JWK (no "kty") nor a JWK Set (no "keys")`)
+    }
+    if (use === 'sign' && !('kty' in parsed)) {
+      throw new ConfigError(`${label} is a JWK Set: tokens are signed with one private JWK`)
     }
     return
   }

@@ -408,6 +408,16 @@ describe('loadConfig secrets from files', () => {
     ])
   })
 
+  it('accepts a JWK written as a YAML mapping, kept as its JSON text', () => {
+    const file = `upstream:\n  jwtSecret:\n    kty: EC\n    crv: P-256\n    d: abc\njwt:\n  secret: {keys: []}\n`
+    const config = load({ GATEWAY_CONFIG: '/c.yaml' }, { '/c.yaml': file })
+    expect(config.upstream.jwtSecret).toBe('{"kty":"EC","crv":"P-256","d":"abc"}')
+    expect(config.jwt.secret).toBe('{"keys":[]}')
+    expect(failure({ GATEWAY_CONFIG: '/c.yaml' }, { '/c.yaml': 'upstream:\n  jwtSecret: [1]\n' })).toBe(
+      'upstream.jwtSecret (GATEWAY_UPSTREAM_JWT_SECRET) in /c.yaml must be a non-empty string, or a JWK or JWK Set',
+    )
+  })
+
   it('lets a *_FILE variable override the YAML value', () => {
     const config = load(
       { GATEWAY_CONFIG: '/c.yaml', GATEWAY_UPSTREAM_JWT_SECRET_FILE: 'run/key' },
@@ -520,6 +530,11 @@ describe('loadConfig validation messages', () => {
       'a JSON upstream secret that is neither JWK nor JWKS',
       { GATEWAY_UPSTREAM_JWT_SECRET: '{"alg":"ES256","d":"secret-material"}' },
       'GATEWAY_UPSTREAM_JWT_SECRET (upstream.jwtSecret) is JSON but neither a JWK (no "kty") nor a JWK Set (no "keys")',
+    ],
+    [
+      'a JWK Set as the minting key',
+      { GATEWAY_UPSTREAM_JWT_SECRET: '{"keys":[{"kty":"EC","d":"secret-material"}]}' },
+      'GATEWAY_UPSTREAM_JWT_SECRET (upstream.jwtSecret) is a JWK Set: tokens are signed with one private JWK',
     ],
     [
       'a base64 secret that is not base64',
