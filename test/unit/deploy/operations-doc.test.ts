@@ -13,10 +13,9 @@ describe('docs/operations.md', () => {
     }
     const metrics = createMetrics({ defaultMetrics: false })
     const expected = new Map<string, { type: string; labels: string[] }>()
-    for (const metric of metrics.registry.getMetricsAsArray()) {
-      const json = await metric.get()
-      const labelNames = (metric as unknown as { labelNames?: string[] }).labelNames ?? []
-      expected.set(json.name, { type: String(json.type), labels: labelNames })
+    for (const json of await metrics.registry.getMetricsAsJSON()) {
+      const metric = metrics.registry.getSingleMetric(json.name) as unknown as { labelNames?: string[] }
+      expected.set(json.name, { type: String(json.type), labels: metric.labelNames ?? [] })
     }
     expect([...rows.keys()].sort()).toEqual([...expected.keys()].sort())
     for (const [name, { type, labels }] of expected) {
