@@ -1,47 +1,11 @@
 // Deployment: the Grafana dashboard imports cleanly and queries only metrics the gateway exports.
 import { describe, expect, it } from 'vitest'
 import { createMetrics } from '../../../src/observability/metrics.js'
-import { type Doc, readText } from './support.js'
+import { type Doc, exportedSeries, readText, selectors } from './support.js'
 
 const dashboard = JSON.parse(readText('config/grafana/postgrest-gateway.json')) as Doc
 const panels: Doc[] = dashboard.panels.filter((p: Doc) => p.type !== 'row')
 const expressions: string[] = panels.flatMap((p) => p.targets.map((t: Doc) => t.expr as string))
-
-/** Every series name the gateway exports (histograms as _bucket/_sum/_count), with its label names. */
-async function exported(): Promise<Map<string, ReadonlySet<string>>> {
-  const metrics = createMetrics()
-  const series = new Map<string, ReadonlySet<string>>()
-  for (const metric of await metrics.registry.getMetricsAsJSON()) {
-    const labels = new Set<string>(['job', 'instance'])
-    const own = metrics.registry.getSingleMetric(metric.name) as unknown as { labelNames?: string[] }
-    for (const label of own.labelNames ?? []) labels.add(label)
-    // Default metrics carry labels the registry learns only from values (gc kind, version info).
-    for (const value of metric.values as { labels: Record<string, unknown> }[]) {
-      for (const label of Object.keys(value.labels)) labels.add(label)
-    }
-    if (String(metric.type) === 'histogram') {
-      series.set(`${metric.name}_bucket`, new Set([...labels, 'le']))
-      series.set(`${metric.name}_sum`, labels)
-      series.set(`${metric.name}_count`, labels)
-    } else {
-      series.set(metric.name, labels)
-    }
-  }
-  return series
-}
-
-/** `gateway_x{a="b", c!="d"}` -> [name, [a, c]]; a bare name -> [name, []]. */
-function selectors(expr: string): [string, string[]][] {
-  const found: [string, string[]][] = []
-  for (const match of expr.matchAll(/\b(gateway_[a-z0-9_]+)(\{([^}]*)\})?/g)) {
-    const labels = (match[3] ?? '')
-      .split(',')
-      .map((m) => m.trim().split(/\s*(=~|!~|!=|=)\s*/)[0]!)
-      .filter((l) => l !== '')
-    found.push([match[1]!, labels])
-  }
-  return found
-}
 
 describe('Grafana dashboard', () => {
   it('is importable: a Prometheus datasource input used by every panel, query and variable', () => {
@@ -76,7 +40,7 @@ describe('Grafana dashboard', () => {
   })
 
   it('queries only series and labels the gateway exports (own metrics and gateway_-prefixed defaults)', async () => {
-    const series = await exported()
+    const series = await exportedSeries()
     const variables: string[] = dashboard.templating.list.map((v: Doc) => v.query.query as string)
     const unknown: string[] = []
     for (const expr of [...expressions, ...variables]) {

@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseAllDocuments } from 'yaml'
 import { LOADER_ENV, OPTIONS, SECRET_OPTIONS } from '../../../src/config/schema.js'
+import { createMetrics } from '../../../src/observability/metrics.js'
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
 
@@ -170,4 +171,40 @@ export function execForm(args: string): string[] | null {
   const parsed: unknown = JSON.parse(args)
   if (!Array.isArray(parsed) || !parsed.every((item) => typeof item === 'string')) return null
   return parsed
+}
+
+/** Every series name the gateway exports (histograms as _bucket/_sum/_count), with its label names. */
+export async function exportedSeries(): Promise<Map<string, ReadonlySet<string>>> {
+  const metrics = createMetrics()
+  const series = new Map<string, ReadonlySet<string>>()
+  for (const metric of await metrics.registry.getMetricsAsJSON()) {
+    const labels = new Set<string>(['job', 'instance'])
+    const own = metrics.registry.getSingleMetric(metric.name) as unknown as { labelNames?: string[] }
+    for (const label of own.labelNames ?? []) labels.add(label)
+    // Default metrics carry labels the registry learns only from values (gc kind, version info).
+    for (const value of metric.values as { labels: Record<string, unknown> }[]) {
+      for (const label of Object.keys(value.labels)) labels.add(label)
+    }
+    if (String(metric.type) === 'histogram') {
+      series.set(`${metric.name}_bucket`, new Set([...labels, 'le']))
+      series.set(`${metric.name}_sum`, labels)
+      series.set(`${metric.name}_count`, labels)
+    } else {
+      series.set(metric.name, labels)
+    }
+  }
+  return series
+}
+
+/** `gateway_x{a="b", c!="d"}` -> [name, [a, c]]; a bare name -> [name, []]. */
+export function selectors(expr: string): [string, string[]][] {
+  const found: [string, string[]][] = []
+  for (const match of expr.matchAll(/\b(gateway_[a-z0-9_]+)(\{([^}]*)\})?/g)) {
+    const labels = (match[3] ?? '')
+      .split(',')
+      .map((m) => m.trim().split(/\s*(=~|!~|!=|=)\s*/)[0]!)
+      .filter((l) => l !== '')
+    found.push([match[1]!, labels])
+  }
+  return found
 }
