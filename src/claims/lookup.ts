@@ -18,6 +18,8 @@ export interface SessionRow {
 }
 
 export interface Lookup {
+  /** User queries sent to the database (ids that cannot match are answered without one). */
+  readonly userQueries: number
   /** Rejects only when the database cannot answer (connection, timeout, a broken query). */
   user(id: string): Promise<UserRow | null>
   session(id: string): Promise<SessionRow | null>
@@ -92,9 +94,14 @@ export function createLookup(db: DbConfig & { readonly url: string }): Lookup {
     }
   }
 
+  let userQueries = 0
   return {
+    get userQueries() {
+      return userQueries
+    },
     async user(id) {
       if (userCheckUuid && !UUID.test(id)) return null
+      userQueries++
       const row = await first(userQuery, id)
       return row === null ? null : toUserRow(row)
     },

@@ -100,7 +100,6 @@ class PgClaimsStore implements ClaimsStore {
   readonly #logger: pino.Logger | undefined
   readonly #invalidateListeners: Array<(userId: string | null) => void> = []
   readonly #metrics: Metrics | undefined
-  #lookups = 0
   #version = 0
 
   constructor(options: ClaimsStoreOptions, db: DbConfig & { readonly url: string }) {
@@ -162,7 +161,7 @@ class PgClaimsStore implements ClaimsStore {
   }
 
   get lookups(): number {
-    return this.#lookups
+    return this.#lookup.userQueries
   }
 
   freshen(token: VerifiedToken): FreshClaims | Promise<FreshClaims> {
@@ -223,7 +222,6 @@ class PgClaimsStore implements ClaimsStore {
   }
 
   async #loadUser(id: string): Promise<UserRecord> {
-    this.#lookups++
     const metrics = this.#metrics
     const end = metrics?.claimsLookupDuration.startTimer()
     let row: UserRow | null

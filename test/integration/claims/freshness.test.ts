@@ -211,6 +211,8 @@ describe('freshen', () => {
       status: 401,
       code: 'GW101',
     })
+    // The default query's id is a uuid: other text is answered without a round trip.
+    expect(store.lookups).toBe(1)
   })
 
   it('ends a session at sign-out (row deleted) and when not_after passes', async () => {
