@@ -1,0 +1,88 @@
+#!/usr/bin/env node
+// Process entry only: load config -> create gateway -> listen -> shut down on SIGTERM/SIGINT.
+import { ConfigError, HELP_TEXT, loadConfig, parseArgs, readVersion } from './config/index.js'
+import { createGateway } from './gateway.js'
+import { importSigningKey } from './mint/index.js'
+
+/** Exit code for a configuration the gateway refuses to start with. */
+const EXIT_CONFIG = 2
+
+function fail(message: string): never {
+  process.stderr.write(`postgrest-gateway: ${message}\n`)
+  process.exit(EXIT_CONFIG)
+}
+
+async function main(): Promise<void> {
+  let args: ReturnType<typeof parseArgs>
+  let config: ReturnType<typeof loadConfig>
+  try {
+    args = parseArgs(process.argv.slice(2))
+    if (args.command === 'help') {
+      process.stdout.write(HELP_TEXT)
+      return
+    }
+    if (args.command === 'version') {
+      process.stdout.write(`${readVersion()}\n`)
+      return
+    }
+    config = loadConfig({ argv: process.argv.slice(2), env: process.env })
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message)
+    throw err
+  }
+
+  if (args.command === 'jwks') {
+    // The public half of the minting key, for PostgREST's jwt-secret (beside the IdP's keys).
+    let key: Awaited<ReturnType<typeof importSigningKey>>
+    try {
+      key = await importSigningKey(config.upstream.jwtSecret, {
+        isBase64: config.upstream.jwtSecretIsBase64,
+        kid: config.mint.kid,
+      })
+    } catch (err) {
+      fail((err as Error).message)
+    }
+    if (key.publicJwk === null) {
+      fail('jwks: GATEWAY_UPSTREAM_JWT_SECRET is a shared HS256 secret: give PostgREST the same secret')
+    }
+    process.stdout.write(`${JSON.stringify({ keys: [key.publicJwk] })}\n`)
+    return
+  }
+
+  let gateway: Awaited<ReturnType<typeof createGateway>>
+  try {
+    gateway = await createGateway(config)
+  } catch (err) {
+    // Keys and role settings are checked while the stages are built: still a start-up refusal.
+    fail((err as Error).message)
+  }
+  await gateway.listen()
+
+  let signals = 0
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals++
+    if (signals > 1) {
+      gateway.logger.warn({ signal }, 'second signal: exiting now')
+      process.exit(1)
+    }
+    gateway.logger.info({ signal }, 'signal received')
+    gateway.shutdown().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        gateway.logger.error({ err }, 'shutdown failed')
+        process.exit(1)
+      },
+    )
+  }
+  process.on('SIGTERM', onSignal)
+  process.on('SIGINT', onSignal)
+}
+
+process.on('unhandledRejection', (reason) => {
+  process.stderr.write(
+    `postgrest-gateway: unhandled rejection: ${reason instanceof Error ? reason.stack : String(reason)}\n`,
+  )
+  process.exit(1)
+})
+
+void main()
