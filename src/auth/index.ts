@@ -15,5 +15,12 @@ export {
   type StaticKeySet,
   type VerifyKey,
 } from './key-set.js'
+export {
+  combineKeySets,
+  createRemoteKeySet,
+  maxAgeOf,
+  type RemoteKeySet,
+  type RemoteKeySetOptions,
+} from './remote-key-set.js'
 export type { Claims, VerifiedToken, Verifier } from './types.js'
 export { createVerifier, type VerifierOptions } from './verifier.js'
