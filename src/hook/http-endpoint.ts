@@ -169,7 +169,9 @@ export function createHttpEndpoint(options: HttpEndpointOptions): Dispatcher {
           return parseAnswer(text)
         }
         await discard(res.body)
-        if ((status === 429 || status === 503) && res.headers['retry-after'] !== undefined) {
+        const retryAfter = res.headers['retry-after']
+        // hookhttp: any non-empty retry-after ("truthy") allows the next attempt.
+        if ((status === 429 || status === 503) && typeof retryAfter === 'string' && retryAfter !== '') {
           if (attempt < HTTP_HOOK_ATTEMPTS) continue
           throw new HookCallFailed('error', `the hook endpoint answered ${status} on every attempt`)
         }
