@@ -3,6 +3,7 @@ import { createServer, type Server, STATUS_CODES } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
 import { createVerifier, type KeySource, parseKeySet } from './auth/index.js'
+import { combineKeySets, createRemoteKeySet, type RemoteKeySet } from './auth/remote-key-set.js'
 import { type ClaimsStore, createClaimsStore } from './claims/index.js'
 import type { Config } from './config/types.js'
 import { errorResponse, GatewayError } from './errors/index.js'
@@ -56,6 +57,35 @@ function closeServer(server: Server): Promise<void> {
   })
 }
 
+type ClosableKeySource = KeySource & { readonly close?: () => void }
+
+/** Inbound keys: the static `jwt-secret`, a remote JWKS, or both (static keys answer first). */
+function createKeys(
+  config: Config,
+  metrics: Metrics,
+  logger: Logger,
+): (KeySource & { close?(): void }) | null {
+  const { jwt } = config
+  const staticKeys = jwt.secret === null ? null : parseKeySet(jwt.secret, { isBase64: jwt.secretIsBase64 })
+  for (const skipped of staticKeys?.skipped ?? []) {
+    logger.warn(
+      { index: skipped.index, kid: skipped.kid, reason: skipped.reason },
+      'GATEWAY_JWT_SECRET: key skipped',
+    )
+  }
+  if (jwt.jwksUrl === null) return staticKeys
+  const remote: RemoteKeySet = createRemoteKeySet({
+    url: jwt.jwksUrl,
+    maxAgeSeconds: jwt.jwksMaxAgeSeconds,
+    cooldownSeconds: jwt.jwksCooldownSeconds,
+    timeoutMs: jwt.jwksTimeoutMs,
+    metrics,
+    logger,
+  })
+  if (staticKeys === null) return remote
+  return Object.assign(combineKeySets(staticKeys, remote), { close: () => remote.close() })
+}
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref())
 
 /** Builds a gateway from a validated Config. Throws an Error naming the option for unusable keys. */
@@ -63,10 +93,7 @@ export async function createGateway(config: Config, deps: GatewayDeps = {}): Pro
   const logger = deps.logger ?? createLogger(config.log)
   const metrics = deps.metrics ?? createMetrics()
 
-  const keys: KeySource | null =
-    config.jwt.secret === null
-      ? null
-      : parseKeySet(config.jwt.secret, { isBase64: config.jwt.secretIsBase64 })
+  const keys = createKeys(config, metrics, logger)
   const verifier = createVerifier({
     keys,
     aud: config.jwt.aud,
@@ -167,6 +194,7 @@ export async function createGateway(config: Config, deps: GatewayDeps = {}): Pro
     server.closeAllConnections()
     await Promise.allSettled([closeServer(server), closeServer(admin)])
     admin.closeAllConnections()
+    keys?.close?.()
     await Promise.allSettled([forwarder.close(), claims?.close(), hook?.close(), verifier.close()])
   }
 

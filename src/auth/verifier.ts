@@ -200,10 +200,9 @@ function parseHeader(headerB64: string, payloadB64: string): Header {
   }
   const h = header as Record<string, unknown>
   const alg = h['alg']
-  if (alg === 'none') {
-    // jose-jwt: `alg` exactly "none" is an unsecured JWT (Types.hs), refused with this text
-    // (Jwt.hs `decode`) once its payload has parsed. Other spellings ("NONE") are not a known
-    // algorithm and fail below as a cryptographic error, as in PostgREST.
+  if (typeof alg === 'string' && alg.toLowerCase() === 'none') {
+    // jose-jwt refuses an unsecured JWT with this text (Jwt.hs `decode`) once its payload has
+    // parsed. Any spelling of "none" is refused the same way: no unsecured token passes.
     if (decodeBase64Url(payloadB64) === null) fail('JwtCrypto', 'payload is not base64url')
     throw new GatewayError('JwtBadAlgorithm', {
       details: "JWT is unsecured but expected 'alg' was not 'none'",
@@ -211,8 +210,10 @@ function parseHeader(headerB64: string, payloadB64: string): Header {
   }
   // A header with `enc` is a JWE header (Types.hs); a 3-part token cannot be a JWE.
   if (h['enc'] !== undefined) fail('JwtCrypto', 'JWE header in a 3-part token')
-  // `alg` must be one of jose-jwt's JwsAlg names, else the header does not parse (PS256, HS1, ...).
-  if (typeof alg !== 'string' || !isJwsAlg(alg)) fail('JwtCrypto', 'unsupported or missing alg')
+  // A missing or non-string alg makes the header unparseable; a named algorithm PostgREST does not
+  // verify (PS*, HS1, a lower-case spelling) is "Wrong or unsupported encoding algorithm".
+  if (typeof alg !== 'string') fail('JwtCrypto', 'missing alg')
+  if (!isJwsAlg(alg)) fail('JwtBadAlgorithm', 'unsupported alg')
   const kid = h['kid']
   if (kid !== undefined && kid !== null && typeof kid !== 'string') fail('JwtCrypto', 'kid is not a string')
   const typ = h['typ']

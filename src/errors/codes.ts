@@ -166,3 +166,14 @@ export const ERRORS: { readonly [K in ErrorKind]: ErrorSpec } = {
   MalformedRequest: gw('GW002', 400, 'Malformed HTTP request'),
   RequestTimeout: gw('GW003', 408, 'Request not received in time'),
 }
+
+/** The README's error table, generated from {@link ERRORS} so the two cannot drift apart. */
+export function renderErrorTable(): string {
+  const rows = ['| code | status | condition | message |', '|---|---|---|---|']
+  for (const kind of Object.keys(ERRORS) as ErrorKind[]) {
+    const spec = ERRORS[kind]
+    const details = spec.details === null ? '' : ` (details: ${spec.details})`
+    rows.push(`| \`${spec.code}\` | ${spec.status} | ${kind} | ${spec.message}${details} |`)
+  }
+  return `${rows.join('\n')}\n`
+}

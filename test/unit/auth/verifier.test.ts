@@ -105,15 +105,29 @@ describe('createVerifier: structure and header (jose-jwt parse order)', () => {
       b64url('[1,2]'), // not an object
       b64url('{"typ":"JWT"}'), // no alg
       b64url('{"alg":256}'),
-      b64url('{"alg":"PS256"}'), // PostgREST does not verify PS*
-      b64url('{"alg":"NONE"}'), // only exactly "none" is the unsecured form
-      b64url('{"alg":"hs256"}'),
       b64url('{"alg":"HS256","kid":7}'),
       b64url('{"alg":"HS256","typ":1}'),
       b64url('{"alg":"HS256","enc":"A256GCM"}'), // a JWE header in 3 parts
       Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d]).toString('base64url'), // invalid UTF-8
     ]) {
       expect(failure(verify(`${header}.${payload}.c2ln`)), header).toEqual(crypto)
+    }
+  })
+
+  it('refuses algorithms PostgREST does not verify as a wrong or unsupported algorithm', () => {
+    const unsupported = pgrst('JwtBadAlgorithm', 'PGRST301', 'Wrong or unsupported encoding algorithm')
+    for (const alg of ['PS256', 'hs256', 'HS1', 'RSA-OAEP']) {
+      expect(failure(verify(`${b64url(JSON.stringify({ alg }))}.${b64url('{}')}.c2ln`)), alg).toEqual(
+        unsupported,
+      )
+    }
+  })
+
+  it('refuses alg none in any spelling, with jose-jwt details', () => {
+    for (const alg of ['None', 'NONE', 'nOnE']) {
+      expect(failure(verify(rawToken({ alg, typ: 'JWT' }, {}, ''))).details, alg).toBe(
+        "JWT is unsecured but expected 'alg' was not 'none'",
+      )
     }
   })
 
