@@ -60,11 +60,7 @@ function closeServer(server: Server): Promise<void> {
 type ClosableKeySource = KeySource & { readonly close?: () => void }
 
 /** Inbound keys: the static `jwt-secret`, a remote JWKS, or both (static keys answer first). */
-function createKeys(
-  config: Config,
-  metrics: Metrics,
-  logger: Logger,
-): (KeySource & { close?(): void }) | null {
+function createKeys(config: Config, metrics: Metrics, logger: Logger): ClosableKeySource | null {
   const { jwt } = config
   const staticKeys = jwt.secret === null ? null : parseKeySet(jwt.secret, { isBase64: jwt.secretIsBase64 })
   for (const skipped of staticKeys?.skipped ?? []) {
