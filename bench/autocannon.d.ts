@@ -1,0 +1,27 @@
+// Benchmarks: the part of autocannon's programmatic API the load runner uses (the package ships no types).
+declare module 'autocannon' {
+  namespace autocannon {
+    interface RequestSpec {
+      method?: string
+      path?: string
+      headers?: Record<string, string> | undefined
+      setupRequest?: (req: RequestSpec) => RequestSpec
+    }
+    interface Options {
+      url: string
+      connections?: number
+      duration?: number
+      requests?: RequestSpec[]
+    }
+    interface Result {
+      duration: number
+      errors: number
+      timeouts: number
+      non2xx: number
+      requests: { total: number }
+      latency: { p50: number; p99: number }
+    }
+  }
+  function autocannon(options: autocannon.Options): Promise<autocannon.Result>
+  export default autocannon
+}

@@ -1,0 +1,301 @@
+// Benchmarks, load: the gateway, a bare undici proxy and a fastify gateway in front of one upstream, in interleaved rounds.
+import { type ChildProcess, fork } from 'node:child_process'
+import { openSync, readFileSync } from 'node:fs'
+import { request } from 'node:http'
+import autocannon from 'autocannon'
+import { freePort } from '../test/support/postgres.js'
+import { type BenchUser, hsToken, INBOUND_SECRET, UPSTREAM_SECRET } from './fixtures.js'
+import { formatRate, type Row, row } from './report.js'
+
+export interface LoadOptions {
+  readonly quick: boolean
+  readonly users: readonly BenchUser[]
+  /** With a database, the gateway also runs with the claims lookup on (users cached). */
+  readonly databaseUrl: string | null
+  /** Seconds of the RSS flatness run (0 = skip). */
+  readonly soakSeconds: number
+}
+
+const DIST = new URL('../../', import.meta.url)
+const UPSTREAM_CONNECTIONS = '128'
+const PATH = '/items?select=id,name,price&in_stock=eq.true'
+
+interface Target {
+  readonly name: string
+  readonly child: ChildProcess
+  readonly port: number
+}
+
+interface Round {
+  requests: number
+  seconds: number
+  cpuSeconds: number
+  p50: number[]
+  p99: number[]
+  failures: number
+}
+
+const CLOCK_TICKS = 100 // CLK_TCK on Linux
+
+/** utime + stime of a process, in seconds (proc(5): fields 14 and 15 of /proc/<pid>/stat). */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
+}
+
+function rssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const match = /VmRSS:\s+(\d+) kB/.exec(status)
+  return match === null ? 0 : Number(match[1]) / 1024
+}
+
+function spawn(script: string, env: Record<string, string>, execArgv: string[] = []): ChildProcess {
+  const devNull = openSync('/dev/null', 'w')
+  const child = fork(new URL(script, DIST), [], {
+    execArgv,
+    env: { PATH: process.env['PATH'] ?? '', NODE_ENV: 'production', ...env },
+    stdio: ['ignore', devNull, 'pipe', 'ipc'],
+  })
+  let stderr = ''
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString()
+  })
+  child.once('exit', (code, signal) => {
+    if (code !== 0 && signal === null) process.stderr.write(`${script} exited with ${code}: ${stderr}\n`)
+  })
+  return child
+}
+
+/** Child servers that report their port over IPC. */
+function spawnReporting(name: string, script: string, env: Record<string, string>): Promise<Target> {
+  const child = spawn(script, env)
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} did not start`)), 20_000)
+    child.once('message', (message: { port: number }) => {
+      clearTimeout(timer)
+      resolve({ name, child, port: message.port })
+    })
+    child.once('exit', () => reject(new Error(`${name} exited at start`)))
+  })
+}
+
+function get(
+  port: number,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, headers }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (chunk: string) => {
+        body += chunk
+      })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+async function spawnGateway(name: string, upstreamPort: number, dbUrl: string | null): Promise<Target> {
+  const port = await freePort()
+  const adminPort = await freePort()
+  const env: Record<string, string> = {
+    GATEWAY_HOST: '127.0.0.1',
+    GATEWAY_ADMIN_HOST: '127.0.0.1',
+    GATEWAY_PORT: String(port),
+    GATEWAY_ADMIN_PORT: String(adminPort),
+    GATEWAY_UPSTREAM_URL: `http://127.0.0.1:${upstreamPort}`,
+    GATEWAY_UPSTREAM_CONNECTIONS: UPSTREAM_CONNECTIONS,
+    GATEWAY_JWT_SECRET: INBOUND_SECRET,
+    GATEWAY_UPSTREAM_JWT_SECRET: UPSTREAM_SECRET,
+    GATEWAY_LOG_LEVEL: 'info',
+    GATEWAY_SHUTDOWN_DELAY_MS: '0',
+  }
+  if (dbUrl !== null) env['GATEWAY_DB_URL'] = dbUrl
+  // e.g. BENCH_GATEWAY_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' profiles the gateway under load.
+  const args = process.env['BENCH_GATEWAY_NODE_ARGS']
+  const child = spawn('dist/src/main.js', env, args === undefined ? [] : args.split(' '))
+  const deadline = Date.now() + 30_000
+  for (;;) {
+    try {
+      if ((await get(adminPort, '/ready')).status === 200) break
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`${name} did not become ready`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  return { name, child, port }
+}
+
+async function drive(
+  target: Target,
+  connections: number,
+  seconds: number,
+  headers: readonly Record<string, string>[],
+): Promise<autocannon.Result> {
+  let next = 0
+  return await autocannon({
+    url: `http://127.0.0.1:${target.port}`,
+    connections,
+    duration: seconds,
+    requests: [
+      {
+        method: 'GET',
+        path: PATH,
+        // Each request carries the token of the next of the ~100 users.
+        setupRequest: (req) => ({ ...req, headers: headers[next++ % headers.length] }),
+      },
+    ],
+  })
+}
+
+function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return Promise.resolve()
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve())
+    child.kill('SIGTERM')
+    setTimeout(() => child.kill('SIGKILL'), 5_000).unref()
+  })
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)] ?? 0
+}
+
+export async function runLoad(options: LoadOptions): Promise<Row[]> {
+  const roundSeconds = options.quick ? 2 : 5
+  const rounds = options.quick ? 1 : 3
+  const log = (text: string) => process.stderr.write(`  load: ${text}\n`)
+  const headers = options.users.map((u, n) => ({
+    authorization: `Bearer ${hsToken(u, n)}`,
+    accept: 'application/json',
+  }))
+  const children: ChildProcess[] = []
+  const rows: Row[] = []
+  try {
+    const upstream = await spawnReporting('upstream', 'dist/bench/servers/upstream.js', {})
+    children.push(upstream.child)
+    const upstreamUrl = `http://127.0.0.1:${upstream.port}`
+    const proxyEnv = {
+      UPSTREAM_URL: upstreamUrl,
+      CONNECTIONS: UPSTREAM_CONNECTIONS,
+      INBOUND_SECRET,
+      UPSTREAM_SECRET,
+    }
+    const targets: Target[] = []
+    if (options.databaseUrl !== null) {
+      targets.push(await spawnGateway('gateway, claims on', upstream.port, options.databaseUrl))
+    }
+    targets.push(await spawnGateway('gateway, claims off', upstream.port, null))
+    targets.push(await spawnReporting('bare undici proxy', 'dist/bench/servers/bare-proxy.js', proxyEnv))
+    targets.push(
+      await spawnReporting('fastify + jwt + reply-from', 'dist/bench/servers/fastify-gateway.js', proxyEnv),
+    )
+    for (const t of targets) children.push(t.child)
+
+    // Every proxy must answer the upstream's body for every user before it is timed.
+    const expected = await get(upstream.port, PATH)
+    for (const t of targets) {
+      for (const h of headers) {
+        const got = await get(t.port, PATH, h)
+        if (got.status !== 200 || got.body !== expected.body) {
+          throw new Error(`${t.name} answered ${got.status} ${got.body.slice(0, 200)}`)
+        }
+      }
+    }
+
+    for (const connections of [32, 256]) {
+      const results = new Map<Target, Round>()
+      for (const t of targets) {
+        results.set(t, { requests: 0, seconds: 0, cpuSeconds: 0, p50: [], p99: [], failures: 0 })
+        await drive(t, connections, 1, headers) // warm-up: JIT, connection pools, caches
+      }
+      for (let r = 0; r < rounds; r++) {
+        for (const t of targets) {
+          log(`${connections} connections, round ${r + 1}/${rounds}: ${t.name}`)
+          const pid = t.child.pid!
+          const cpuBefore = cpuSeconds(pid)
+          const result = await drive(t, connections, roundSeconds, headers)
+          const cpu = cpuSeconds(pid) - cpuBefore
+          const acc = results.get(t)!
+          acc.requests += result.requests.total
+          acc.seconds += result.duration
+          acc.cpuSeconds += cpu
+          acc.p50.push(result.latency.p50)
+          acc.p99.push(result.latency.p99)
+          acc.failures += result.errors + result.timeouts + result.non2xx
+        }
+      }
+      const summary = (t: Target) => {
+        const acc = results.get(t)!
+        return {
+          rps: acc.requests / acc.seconds,
+          p50: median(acc.p50),
+          p99: median(acc.p99),
+          cpuUs: (acc.cpuSeconds / acc.requests) * 1e6,
+          failures: acc.failures,
+        }
+      }
+      const bare = summary(targets.find((t) => t.name.startsWith('bare'))!)
+      const fastify = summary(targets.find((t) => t.name.startsWith('fastify'))!)
+      for (const t of targets) {
+        const s = summary(t)
+        const fig = `${formatRate(s.rps)}, p50 ${s.p50} ms, p99 ${s.p99} ms, ${s.cpuUs.toFixed(0)} us CPU/req`
+        const metrics = {
+          reqPerSec: Math.round(s.rps),
+          p50Ms: s.p50,
+          p99Ms: s.p99,
+          cpuUsPerReq: Math.round(s.cpuUs * 10) / 10,
+          failures: s.failures,
+        }
+        const name = `${t.name}, ${connections} conn`
+        if (!t.name.startsWith('gateway')) {
+          rows.push(row('load', name, fig, metrics, { pass: s.failures === 0 ? null : false }))
+          continue
+        }
+        const rpsRatio = s.rps / bare.rps
+        const cpuRatio = s.cpuUs / bare.cpuUs
+        const p99Delta = s.p99 - bare.p99
+        const vsFastify = s.rps / fastify.rps
+        rows.push(
+          row('load', name, fig, metrics, {
+            versus:
+              `${rpsRatio.toFixed(2)}x bare req/s, ${cpuRatio.toFixed(2)}x bare CPU, ` +
+              `p99 ${p99Delta >= 0 ? '+' : ''}${p99Delta.toFixed(1)} ms, ${vsFastify.toFixed(2)}x fastify req/s`,
+            target: '>=0.9x, <=1.15x, <=+1 ms, >=2x',
+            pass: s.failures === 0 && rpsRatio >= 0.9 && cpuRatio <= 1.15 && p99Delta <= 1 && vsFastify >= 2,
+          }),
+        )
+      }
+    }
+
+    if (options.soakSeconds > 0) {
+      const t = targets[0]!
+      log(`RSS soak: ${t.name}, ${options.soakSeconds} s at 64 connections`)
+      const samples: number[] = []
+      const sampler = setInterval(() => samples.push(rssMb(t.child.pid!)), 5_000)
+      await drive(t, 64, options.soakSeconds, headers)
+      clearInterval(sampler)
+      const third = samples[Math.floor(samples.length / 3)] ?? 0
+      const last = samples[samples.length - 1] ?? 0
+      const max = Math.max(...samples)
+      rows.push(
+        row(
+          'memory',
+          `RSS over ${options.soakSeconds} s of load (${t.name})`,
+          `${third.toFixed(0)} MB at 1/3, ${last.toFixed(0)} MB at end, max ${max.toFixed(0)} MB`,
+          { rssEndMb: Math.round(last), rssThirdMb: Math.round(third), rssMaxMb: Math.round(max) },
+          { target: 'flat: end <= 1/3 + 10%', pass: last <= third * 1.1 },
+        ),
+      )
+    }
+  } finally {
+    await Promise.all(children.map(stop))
+  }
+  return rows
+}
