@@ -1,6 +1,6 @@
 // The one place that orders the stages: bearer -> verify -> freshen -> hook -> role -> mint -> forward.
 import { randomUUID } from 'node:crypto'
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
 import { extractBearer } from './auth/bearer.js'
 import type { Claims, VerifiedToken, Verifier } from './auth/types.js'
@@ -45,8 +45,26 @@ export interface PipelineOptions {
   readonly metrics: Metrics
 }
 
+/** What the authorization decision reads from a request: its method and headers, nothing else. */
+export interface RequestHead {
+  readonly method?: string | undefined
+  readonly headers: IncomingHttpHeaders
+}
+
+/** Where the decision records the role it chose (for the access log). */
+export interface DecisionContext {
+  role: string | null
+}
+
 export interface Pipeline {
   handle(req: IncomingMessage, res: ServerResponse): void
+  /**
+   * The per-request decision without HTTP: bearer -> verify -> freshen -> hook -> role -> mint.
+   * Returns the `Authorization` value to send upstream, or null for an anonymous request;
+   * synchronously when every stage answers from its cache, a Promise otherwise. Throws (or
+   * rejects with) the GatewayError the client gets. `handle` runs exactly this for each request.
+   */
+  authorize(req: RequestHead, ctx: DecisionContext): string | null | Promise<string | null>
   /** Requests being served now (graceful shutdown waits for 0). */
   readonly inFlight: number
 }
@@ -72,7 +90,7 @@ function pathOf(url: string | undefined): string {
 }
 
 /** One object per request, every field set in the constructor so its shape stays stable. */
-class RequestContext {
+class RequestContext implements DecisionContext {
   readonly start = performance.now()
   readonly requestId: string
   readonly method: MethodLabel
@@ -87,7 +105,7 @@ class RequestContext {
   }
 }
 
-function isPreflight(req: IncomingMessage): boolean {
+function isPreflight(req: RequestHead): boolean {
   return (
     req.method === 'OPTIONS' &&
     req.headers.origin !== undefined &&
@@ -114,7 +132,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   let inFlight = 0
 
   /** Decides what reaches PostgREST: the Authorization value to send, or null for anonymous. */
-  async function authorize(req: IncomingMessage, ctx: RequestContext): Promise<string | null> {
+  function authorize(req: RequestHead, ctx: DecisionContext): string | null | Promise<string | null> {
     if (isPreflight(req)) return null // PostgREST answers CORS preflights before any auth
     const token = extractBearer(req.headers.authorization)
     if (token === null) {
@@ -122,9 +140,17 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       return null
     }
     if (!hasKeys) throw new GatewayError('JwtSecretMissing')
-    let verified = verifier.verify(token)
-    if (verified instanceof Promise) verified = await verified
+    // Each stage answers synchronously from its cache; only a miss continues through a Promise,
+    // so a steady client costs no microtask and no async frame.
+    const verified = verifier.verify(token)
+    if (verified instanceof Promise) return verified.then((v) => afterVerify(v, ctx))
+    return afterVerify(verified, ctx)
+  }
 
+  function afterVerify(
+    verified: VerifiedToken,
+    ctx: DecisionContext,
+  ): string | null | Promise<string | null> {
     if (verified.sub === null) {
       // An API key (Supabase anon / service_role): no user to look up, nothing to map.
       const role = roles.apiKeyRole(verified.claims)
@@ -137,17 +163,29 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       ctx.role = role
       return minter.authorization(verified, null, role, null)
     }
+    if (claims === null) return afterFreshen(verified, null, ctx)
+    const fresh = claims.freshen(verified)
+    if (fresh instanceof Promise) return fresh.then((user) => afterFreshen(verified, user, ctx))
+    return afterFreshen(verified, fresh, ctx)
+  }
 
-    let user: CurrentUser | null = null
-    if (claims !== null) {
-      const fresh = claims.freshen(verified)
-      user = fresh instanceof Promise ? await fresh : fresh
-    }
-    let hookClaims: Readonly<Claims> | null = null
-    if (hook !== null) {
-      const out = hook.run(verified, user)
-      hookClaims = out instanceof Promise ? await out : out
-    }
+  function afterFreshen(
+    verified: VerifiedToken,
+    user: CurrentUser | null,
+    ctx: DecisionContext,
+  ): string | Promise<string> {
+    if (hook === null) return decideRole(verified, user, null, ctx)
+    const out = hook.run(verified, user)
+    if (out instanceof Promise) return out.then((claims) => decideRole(verified, user, claims, ctx))
+    return decideRole(verified, user, out, ctx)
+  }
+
+  function decideRole(
+    verified: VerifiedToken,
+    user: CurrentUser | null,
+    hookClaims: Readonly<Claims> | null,
+    ctx: DecisionContext,
+  ): string {
     const role = roles.mapRole(hookClaims ?? verified.claims, hookClaims === null ? user : null)
     ctx.role = role
     return minter.authorization(verified, user, role, hookClaims)
@@ -163,13 +201,24 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     durations.get(ctx.method)?.observe(seconds)
   }
 
-  async function run(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
+  function forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    ctx: RequestContext,
+    authorization: string | null,
+  ): void {
+    forwarder.forward(req, res, authorization, ctx.requestId).then(
+      (outcome) => {
+        ctx.status = outcome.status
+        ctx.upstreamMs = outcome.upstreamMs
+        done(req, res, ctx)
+      },
+      (err: unknown) => failed(req, res, ctx, err),
+    )
+  }
+
+  function failed(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, err: unknown): void {
     try {
-      const authorization = await authorize(req, ctx)
-      const outcome = await forwarder.forward(req, res, authorization, ctx.requestId)
-      ctx.status = outcome.status
-      ctx.upstreamMs = outcome.upstreamMs
-    } catch (err) {
       const failure =
         err instanceof GatewayError
           ? err
@@ -180,9 +229,13 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       // Drain an unread request body so the connection can be reused (or is closed by Node).
       if (!req.complete) req.resume()
     } finally {
-      finish(ctx, res)
-      log(req, res, ctx)
+      done(req, res, ctx)
     }
+  }
+
+  function done(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): void {
+    finish(ctx, res)
+    log(req, res, ctx)
   }
 
   function log(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): void {
@@ -208,10 +261,26 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     get inFlight() {
       return inFlight
     },
+    authorize,
     handle(req, res) {
       inFlight++
       inFlightGauge.inc()
-      void run(req, res, new RequestContext(req))
+      const ctx = new RequestContext(req)
+      let authorization: string | null | Promise<string | null>
+      try {
+        authorization = authorize(req, ctx)
+      } catch (err) {
+        failed(req, res, ctx, err)
+        return
+      }
+      if (authorization instanceof Promise) {
+        authorization.then(
+          (value) => forward(req, res, ctx, value),
+          (err: unknown) => failed(req, res, ctx, err),
+        )
+      } else {
+        forward(req, res, ctx, authorization)
+      }
     },
   }
 }
