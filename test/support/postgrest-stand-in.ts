@@ -47,6 +47,10 @@ export interface StandIn {
   readonly url: string
   readonly port: number
   readonly requests: StandInRequest[]
+  /** Requests whose response has not closed yet (a proxy that left one behind keeps this above 0). */
+  readonly inFlight: number
+  /** Requests whose connection closed before the response was complete (a client or proxy abort). */
+  readonly aborted: number
   close(): Promise<void>
 }
 
@@ -414,6 +418,8 @@ const RESERVED_PARAMS = new Set(['select', 'order', 'limit', 'offset', 'columns'
 
 class StandInServer {
   readonly requests: StandInRequest[] = []
+  inFlight = 0
+  aborted = 0
   readonly #sql: postgres.Sql
   readonly #verifier: Verifier
   readonly #schema: string
@@ -424,6 +430,11 @@ class StandInServer {
     this.#verifier = new Verifier(options)
     this.#schema = options.schema ?? 'public'
     this.#server = createServer((req, res) => {
+      this.inFlight++
+      res.once('close', () => {
+        this.inFlight--
+        if (!res.writableFinished) this.aborted++
+      })
       this.#handle(req, res).catch((err: unknown) => {
         if (!res.headersSent)
           sendJson(res, 500, { code: 'XX000', details: null, hint: null, message: String(err) })
@@ -1014,6 +1025,12 @@ export async function startPostgrestStandIn(options: StandInOptions): Promise<St
     url: `http://${host}:${address.port}`,
     port: address.port,
     requests: server.requests,
+    get inFlight() {
+      return server.inFlight
+    },
+    get aborted() {
+      return server.aborted
+    },
     close: () => server.close(),
   }
 }
