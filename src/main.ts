@@ -1,11 +1,13 @@
 #!/usr/bin/env node
-// Process entry only: load config -> create gateway -> listen -> shut down on SIGTERM/SIGINT.
+// Process entry only: load config -> create gateway -> listen -> reload on SIGHUP, shut down on SIGTERM/SIGINT.
 import { ConfigError, HELP_TEXT, loadConfig, parseArgs, readVersion } from './config/index.js'
 import { createGateway } from './gateway.js'
 import { importSigningKey } from './mint/index.js'
 
 /** Exit code for a configuration the gateway refuses to start with. */
 const EXIT_CONFIG = 2
+/** Exit code when a second SIGTERM/SIGINT cuts a graceful shutdown short. */
+const EXIT_SECOND_SIGNAL = 1
 
 function fail(message: string): never {
   process.stderr.write(`postgrest-gateway: ${message}\n`)
@@ -56,20 +58,48 @@ async function main(): Promise<void> {
     // Keys and role settings are checked while the stages are built: still a start-up refusal.
     fail((err as Error).message)
   }
+  const started = gateway
+
+  // SIGHUP: read the configuration file and secret files again and swap the stages in; a broken
+  // configuration is refused with one error line naming the option, and the running one stays.
+  let reloads = 0
+  process.on('SIGHUP', () => {
+    const n = ++reloads
+    let next: ReturnType<typeof loadConfig>
+    try {
+      next = loadConfig({ argv: process.argv.slice(2), env: process.env })
+    } catch (err) {
+      refuse(err instanceof ConfigError ? err.message : String((err as Error).message))
+      return
+    }
+    started.reload(next).then((result) => {
+      if (result.outcome === 'refused') refuse(result.reason)
+      else started.logger.info({ reload: n }, 'configuration reloaded')
+    }, refuse)
+  })
+  function refuse(reason: unknown): void {
+    started.logger.error(
+      { reason: reason instanceof Error ? reason.message : String(reason) },
+      'configuration reload refused; the running configuration stays',
+    )
+  }
+
   await gateway.listen()
 
+  // First SIGTERM/SIGINT: graceful shutdown, exit 0. A second one: exit 1 at once, in-flight
+  // requests are cut (the orchestrator asked twice; it will not wait any longer either).
   let signals = 0
   const onSignal = (signal: NodeJS.Signals) => {
     signals++
     if (signals > 1) {
-      gateway.logger.warn({ signal }, 'second signal: exiting now')
-      process.exit(1)
+      started.logger.warn({ signal }, 'second signal: exiting now')
+      process.exit(EXIT_SECOND_SIGNAL)
     }
-    gateway.logger.info({ signal }, 'signal received')
-    gateway.shutdown().then(
+    started.logger.info({ signal }, 'signal received')
+    started.shutdown().then(
       () => process.exit(0),
       (err: unknown) => {
-        gateway.logger.error({ err }, 'shutdown failed')
+        started.logger.error({ err }, 'shutdown failed')
         process.exit(1)
       },
     )

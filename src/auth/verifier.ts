@@ -276,6 +276,7 @@ class TokenVerifier implements Verifier {
   readonly #missCounter: { inc(n?: number): void } | null
   #pendingHits = 0
   #flushTimer: NodeJS.Timeout | null = null
+  #offCollect: (() => void) | null = null
 
   constructor(options: VerifierOptions) {
     this.#keys = options.keys
@@ -293,6 +294,8 @@ class TokenVerifier implements Verifier {
       this.#missCounter = metrics.verifyCache.labels('miss')
       this.#flushTimer = setInterval(() => this.#flush(), 1000)
       this.#flushTimer.unref()
+      // A scrape sees every hit so far, not only those of the last timer tick.
+      this.#offCollect = metrics.onCollect(() => this.#flush())
     } else {
       this.#outcomes = null
       this.#hitCounter = null
@@ -312,6 +315,8 @@ class TokenVerifier implements Verifier {
   async close(): Promise<void> {
     if (this.#flushTimer !== null) clearInterval(this.#flushTimer)
     this.#flushTimer = null
+    this.#offCollect?.()
+    this.#offCollect = null
     this.#flush()
     this.clear()
   }

@@ -1,5 +1,5 @@
 // Admin listener: /live, /ready and /metrics; nothing else is exposed there.
-import { createServer, type Server } from 'node:http'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Metrics } from './metrics.js'
 
 export interface ReadinessCheck {
@@ -8,64 +8,92 @@ export interface ReadinessCheck {
   check(): boolean | Promise<boolean>
 }
 
+export interface AdminServerOptions {
+  readonly metrics: Metrics
+  /**
+   * The checks `/ready` runs, asked on every probe: a configuration reload may add or drop one
+   * (the database check exists only with a database URL).
+   */
+  readonly checks: () => readonly ReadinessCheck[]
+  /** True from the first moment of a shutdown: `/ready` answers 503 naming the `shutdown` check. */
+  readonly isShuttingDown: () => boolean
+}
+
 export interface AdminServer {
   readonly server: Server
 }
 
 const JSON_TYPE = 'application/json; charset=utf-8'
 
-export function createAdminServer(options: {
-  metrics: Metrics
-  checks: readonly ReadinessCheck[]
-  isShuttingDown: () => boolean
-}): AdminServer {
-  const { metrics, checks } = options
+/** The readiness verdict: every check by name, and the names that failed, in check order. */
+export interface Readiness {
+  readonly status: 'ready' | 'not ready'
+  readonly failing: readonly string[]
+  readonly checks: Readonly<Record<string, boolean>>
+}
 
-  async function readiness(): Promise<{ ready: boolean; body: string }> {
+async function passes(check: ReadinessCheck): Promise<boolean> {
+  try {
+    return (await check.check()) === true
+  } catch {
+    // A check that throws is a failing check, never a crashed probe.
+    return false
+  }
+}
+
+function send(res: ServerResponse, status: number, body: string, headers?: Record<string, string>): void {
+  res.writeHead(status, { 'content-type': JSON_TYPE, 'cache-control': 'no-store', ...headers })
+  res.end(body)
+}
+
+/**
+ * The admin listener (DESIGN.md "Operations"): `GET /live` 200 while the process serves, `GET
+ * /ready` 200 or 503 with {@link Readiness} as JSON, `GET /metrics` in Prometheus text; any other
+ * path 404 and any other method 405, with a JSON body. Liveness never depends on a check.
+ */
+export function createAdminServer(options: AdminServerOptions): AdminServer {
+  const { metrics } = options
+
+  async function readiness(): Promise<Readiness> {
+    const checks = options.checks()
+    const outcomes = await Promise.all(checks.map(passes))
     const results: Record<string, boolean> = { shutdown: !options.isShuttingDown() }
-    const outcomes = await Promise.all(
-      checks.map(async (c) => {
-        try {
-          return await c.check()
-        } catch {
-          return false
-        }
-      }),
-    )
-    checks.forEach((c, i) => {
-      results[c.name] = outcomes[i] === true
-    })
-    const ready = Object.values(results).every(Boolean)
-    return { ready, body: JSON.stringify({ status: ready ? 'ready' : 'not ready', checks: results }) }
+    for (let i = 0; i < checks.length; i++) results[checks[i]!.name] = outcomes[i] === true
+    const failing = Object.keys(results).filter((name) => !results[name])
+    return { status: failing.length === 0 ? 'ready' : 'not ready', failing, checks: results }
   }
 
-  const server = createServer((req, res) => {
-    const path = req.url === undefined ? '' : req.url.split('?', 1)[0]
+  function handle(req: IncomingMessage, res: ServerResponse): void {
+    const url = req.url ?? ''
+    const q = url.indexOf('?')
+    const path = q === -1 ? url : url.slice(0, q)
+    if (path !== '/live' && path !== '/ready' && path !== '/metrics') {
+      send(res, 404, '{"status":"not found"}')
+      return
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res
-        .writeHead(405, { allow: 'GET, HEAD', 'content-type': JSON_TYPE })
-        .end('{"status":"method not allowed"}')
+      send(res, 405, '{"status":"method not allowed"}', { allow: 'GET, HEAD' })
       return
     }
     if (path === '/live') {
-      res.writeHead(200, { 'content-type': JSON_TYPE }).end('{"status":"live"}')
+      send(res, 200, '{"status":"live"}')
       return
     }
     if (path === '/ready') {
       readiness().then(
-        ({ ready, body }) => res.writeHead(ready ? 200 : 503, { 'content-type': JSON_TYPE }).end(body),
-        () => res.writeHead(503, { 'content-type': JSON_TYPE }).end('{"status":"not ready"}'),
+        (verdict) => send(res, verdict.failing.length === 0 ? 200 : 503, JSON.stringify(verdict)),
+        () => send(res, 503, '{"status":"not ready","failing":[],"checks":{}}'),
       )
       return
     }
-    if (path === '/metrics') {
-      metrics.registry.metrics().then(
-        (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
-        () => res.writeHead(500, { 'content-type': JSON_TYPE }).end('{"status":"metrics failed"}'),
-      )
-      return
-    }
-    res.writeHead(404, { 'content-type': JSON_TYPE }).end('{"status":"not found"}')
-  })
-  return { server }
+    metrics.registry.metrics().then(
+      (text) => {
+        res.writeHead(200, { 'content-type': metrics.registry.contentType, 'cache-control': 'no-store' })
+        res.end(text)
+      },
+      () => send(res, 500, '{"status":"metrics failed"}'),
+    )
+  }
+
+  return { server: createServer(handle) }
 }

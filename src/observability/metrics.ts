@@ -61,13 +61,30 @@ export interface Metrics {
   readonly keysetFetches: Counter<'result'>
   readonly keysetKeys: Gauge
   readonly roleRefusals: Counter
+  /**
+   * Runs `hook` before every scrape (`registry.metrics()` or `getMetricsAsJSON()`), for counts a
+   * stage batches in plain integers or gauges read from a live source. Returns its removal.
+   */
+  onCollect(hook: () => void): () => void
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
   const registry = new Registry()
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'gateway_' })
   const registers = [registry]
+  // prom-client calls a metric's collect() at the start of its get(); the hooks run from the
+  // metrics whose values they feed, and running them more than once per scrape is harmless.
+  const hooks = new Set<() => void>()
+  const collect = (): void => {
+    for (const hook of hooks) hook()
+  }
   return {
+    onCollect(hook) {
+      hooks.add(hook)
+      return () => {
+        hooks.delete(hook)
+      }
+    },
     registry,
     requests: new Counter({
       name: 'gateway_requests_total',
@@ -94,6 +111,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       help: 'Verified-token cache lookups by event (hit, miss)',
       labelNames: ['event'],
       registers,
+      collect,
     }),
     claimsCache: new Counter({
       name: 'gateway_claims_cache_total',
@@ -159,7 +177,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       labelNames: ['result'],
       registers,
     }),
-    keysetKeys: new Gauge({ name: 'gateway_jwks_keys', help: 'Inbound verification keys loaded', registers }),
+    keysetKeys: new Gauge({
+      name: 'gateway_jwks_keys',
+      help: 'Inbound verification keys loaded',
+      registers,
+      collect,
+    }),
     roleRefusals: new Counter({
       name: 'gateway_role_refusals_total',
       help: 'Requests refused because the role is outside the allow-list',
