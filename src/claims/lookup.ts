@@ -70,12 +70,7 @@ export function createLookup(db: DbConfig & { readonly url: string }): Lookup {
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         reject(new LookupFailed('timeout'))
-        try {
-          const cancelled = query.cancel() as unknown
-          if (cancelled instanceof Promise) cancelled.catch(noop)
-        } catch {
-          // the query finished meanwhile
-        }
+        cancelQuietly(query)
       }, timeoutMs)
     })
     try {
@@ -122,6 +117,27 @@ export function createLookup(db: DbConfig & { readonly url: string }): Lookup {
     async close() {
       await sql.end({ timeout: 1 })
     },
+  }
+}
+
+/**
+ * postgres.js' `query.cancel()` returns `null` and drops the Promise of its cancel request, which
+ * rejects when the cancel connection fails (ECONNREFUSED once the database is unreachable): an
+ * unhandled rejection, and the process exits on one. So the query's canceller is called here, with
+ * its outcome swallowed; without one (a postgres.js that changed), statement_timeout still ends the
+ * statement on the server.
+ */
+function cancelQuietly(query: object): void {
+  const target = query as { canceller?: unknown }
+  const canceller = target.canceller
+  if (typeof canceller !== 'function') return
+  // As `Query.cancel()` does: a query is cancelled at most once.
+  target.canceller = null
+  try {
+    const cancelled: unknown = canceller(query)
+    if (cancelled instanceof Promise) cancelled.catch(noop)
+  } catch {
+    // the query finished meanwhile
   }
 }
 

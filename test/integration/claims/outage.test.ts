@@ -10,6 +10,7 @@ import {
   failure,
   insertUser,
   type TestDatabase,
+  trackNotifications,
   until,
   verifiedToken,
 } from './helpers.js'
@@ -43,10 +44,14 @@ describe('when PostgreSQL stops', () => {
     const store = openStore({ maxStaleSeconds: 300 }, () => clock)
     const cleared: Array<string | null> = []
     store.onInvalidate((userId) => cleared.push(userId))
+    const notifications = trackNotifications(store)
     try {
       await store.start()
       const cached = await insertUser(db.sql, { plan: 'pro' })
       const uncached = await insertUser(db.sql, { plan: 'free' })
+      // The inserts' own notifications arrive asynchronously: one landing after the first lookup
+      // would evict its answer, and the synchronous hit below would be a Promise instead.
+      await notifications.barrier(db.sql)
       const token = verifiedToken(cached)
       const before = await store.freshen(token)
       expect(store.freshen(token)).toBe(before)
