@@ -118,14 +118,18 @@ async function spawnGateway(name: string, upstreamPort: number, dbUrl: string | 
   // e.g. BENCH_GATEWAY_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' profiles the gateway under load.
   const args = process.env['BENCH_GATEWAY_NODE_ARGS']
   const child = spawn('dist/src/main.js', env, args === undefined ? [] : args.split(' '))
-  const deadline = Date.now() + 30_000
+  const deadline = Date.now() + 60_000
+  let last = 'no answer'
   for (;;) {
     try {
-      if ((await get(adminPort, '/ready')).status === 200) break
+      const ready = await get(adminPort, '/ready')
+      if (ready.status === 200) break
+      last = `${ready.status} ${ready.body}`
     } catch {
       // not listening yet
     }
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`${name} did not become ready`)
+    if (Date.now() > deadline || child.exitCode !== null)
+      throw new Error(`${name} did not become ready: ${last}`)
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
   return { name, child, port }
