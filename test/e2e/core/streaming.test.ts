@@ -153,4 +153,46 @@ describe('streaming through the gateway (stand-in)', () => {
     expect(received.digest('hex')).toBe(expected.digest('hex'))
     expect(maxRss - idleKb).toBeLessThan(GROWTH_LIMIT_KB)
   }, 60_000)
+
+  test('a chunked upload (no Content-Length) streams upstream chunked and arrives whole', async () => {
+    const before = stack.requests!.length
+    const parts = [randomBytes(100_000), randomBytes(1), randomBytes(3 * MB)]
+    const sent = createHash('sha256')
+    const response = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const client = httpRequest(`${stack.gateway.url}/__standin/echo`, {
+        method: 'POST',
+        headers: bearer(token),
+      })
+      client.on('error', reject)
+      client.on('response', (res: IncomingMessage) => {
+        let body = ''
+        res.setEncoding('utf8')
+        res.on('data', (text: string) => {
+          body += text
+        })
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+      })
+      const writeNext = (i: number): void => {
+        const part = parts[i]
+        if (part === undefined) {
+          client.end()
+          return
+        }
+        sent.update(part)
+        client.write(part)
+        // Separate writes in separate ticks: the upstream must not wait for the whole body.
+        setTimeout(() => writeNext(i + 1), 20)
+      }
+      writeNext(0)
+    })
+    expect(response.status).toBe(200)
+    const echo = JSON.parse(response.body) as { bodyLength: number; bodySha256: string }
+    expect({ length: echo.bodyLength, sha256: echo.bodySha256 }).toEqual({
+      length: 100_000 + 1 + 3 * MB,
+      sha256: sent.digest('hex'),
+    })
+    const seen = stack.requests![before]!
+    expect(seen.headers['transfer-encoding']).toEqual(['chunked'])
+    expect(seen.headers['content-length']).toBeUndefined()
+  })
 })
