@@ -86,6 +86,11 @@ function closeServer(server: Server): Promise<void> {
   })
 }
 
+/** How often Node sweeps for timed-out request heads: a quarter of the limit, between 50 ms and 1 s. */
+function connectionsCheckingInterval(headersTimeoutMs: number): number {
+  return Math.min(1000, Math.max(50, Math.floor(headersTimeoutMs / 4)))
+}
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref())
 
 type ClosableKeySource = KeySource & { readonly close?: () => void }
@@ -270,6 +275,9 @@ export async function createGateway(config: Config, deps: GatewayDeps = {}): Pro
       maxHeaderSize: config.server.maxHeaderBytes,
       headersTimeout: config.server.headersTimeoutMs,
       requestTimeout: config.server.requestTimeoutMs,
+      // Node enforces both timeouts only when it sweeps its connections, by default every 30 s: a
+      // slow-header client (slowloris) would hold its socket up to 30 s past the configured limit.
+      connectionsCheckingInterval: connectionsCheckingInterval(config.server.headersTimeoutMs),
       keepAliveTimeout: config.server.keepAliveTimeoutMs,
     },
     (req, res) => {
