@@ -1,6 +1,6 @@
 // Logs: pino JSON (or a readable form for the demo), levels decided once at start.
+import { createRequire } from 'node:module'
 import pino, { type Logger } from 'pino'
-import pretty from 'pino-pretty'
 import type { LogConfig } from '../config/types.js'
 
 /**
@@ -31,6 +31,8 @@ export function createLogger(config: LogConfig, destination?: pino.DestinationSt
   }
   if (destination !== undefined) return pino(options, destination)
   if (config.pretty) {
+    // Loaded only for the readable form (development), not in production processes.
+    const pretty = createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty')
     return pino(
       options,
       pretty({ colorize: process.stdout.isTTY, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname,service' }),

@@ -23,6 +23,8 @@ const CHUNK = 256 * 1024
  * shows the same 50-65 MB.
  */
 const GROWTH_LIMIT_KB = 96 * 1024
+/** The gateway's whole resident set stays under this while 100 MB pass through. */
+const RSS_LIMIT_KB = 150 * 1024
 
 /** Samples the gateway's RSS every 20 ms until stopped; returns the largest value seen. */
 function sampleRss(rssKb: () => number): { stop(): number } {
@@ -116,6 +118,7 @@ describe('streaming through the gateway (stand-in)', () => {
     })
     expect(echo.auth).toMatchObject({ role: 'authenticated' })
     expect(maxRss - idleKb).toBeLessThan(GROWTH_LIMIT_KB)
+    expect(maxRss).toBeLessThan(RSS_LIMIT_KB)
   }, 60_000)
 
   test('a 100 MB download arrives whole (sha256) and the gateway grows by less than the payload', async () => {
@@ -152,6 +155,7 @@ describe('streaming through the gateway (stand-in)', () => {
     expect(result).toEqual({ status: 200, length: SIZE, contentLength: String(SIZE) })
     expect(received.digest('hex')).toBe(expected.digest('hex'))
     expect(maxRss - idleKb).toBeLessThan(GROWTH_LIMIT_KB)
+    expect(maxRss).toBeLessThan(RSS_LIMIT_KB)
   }, 60_000)
 
   test('a chunked upload (no Content-Length) streams upstream chunked and arrives whole', async () => {
