@@ -153,7 +153,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   ): string | null | Promise<string | null> {
     if (verified.sub === null) {
       // An API key (Supabase anon / service_role): no user to look up, nothing to map.
-      const role = roles.apiKeyRole(verified.claims)
+      const role = verified.role
       if (role === anonRole && !roles.isAllowed(role)) {
         if (denyAnonymous) throw new GatewayError('AnonymousDisabled')
         ctx.role = anonRole
@@ -186,6 +186,12 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     hookClaims: Readonly<Claims> | null,
     ctx: DecisionContext,
   ): string {
+    // Same token, same user record, same hook result: the same decision as last time.
+    const previous = minter.reuse(verified, user, hookClaims)
+    if (previous !== undefined) {
+      ctx.role = previous.role
+      return previous.authorization
+    }
     const role = roles.mapRole(hookClaims ?? verified.claims, hookClaims === null ? user : null)
     ctx.role = role
     return minter.authorization(verified, user, role, hookClaims)

@@ -9,6 +9,10 @@ export type Claims = Record<string, unknown>
  */
 export interface VerifiedToken {
   readonly token: string
+  /**
+   * The payload as an object. The verifier parses it again on each read instead of keeping it:
+   * a cached token then costs only its string, and the cached request path never reads it.
+   */
   readonly claims: Readonly<Claims>
   /** Numeric time claims, `null` when absent (PostgREST: `null` counts as absent). */
   readonly exp: number | null
@@ -17,6 +21,8 @@ export interface VerifiedToken {
   /** `sub` when it is a non-empty string; tokens without one (API keys) are forwarded as they are. */
   readonly sub: string | null
   readonly sessionId: string | null
+  /** The top-level `role` claim when it is a non-empty string (API keys go by it). */
+  readonly role: string | null
   readonly kid: string | null
   readonly alg: string
 }

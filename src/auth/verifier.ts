@@ -116,12 +116,12 @@ function ownClaims(parsed: Record<string, unknown>): Claims {
 
 class Verified implements VerifiedToken {
   readonly token: string
-  readonly claims: Readonly<Claims>
   readonly exp: number | null
   readonly nbf: number | null
   readonly iat: number | null
   readonly sub: string | null
   readonly sessionId: string | null
+  readonly role: string | null
   readonly kid: string | null
   readonly alg: string
   /** Cache bookkeeping. */
@@ -139,7 +139,6 @@ class Verified implements VerifiedToken {
   ) {
     this.token = token
     this.hash = hash
-    this.claims = claims
     this.exp = exp
     this.nbf = nbf
     this.iat = iat
@@ -147,8 +146,22 @@ class Verified implements VerifiedToken {
     this.sub = typeof sub === 'string' && sub.length > 0 ? sub : null
     const sessionId = claims['session_id']
     this.sessionId = typeof sessionId === 'string' ? sessionId : null
+    const role = claims['role']
+    this.role = typeof role === 'string' && role.length > 0 ? role : null
     this.kid = kid
     this.alg = alg
+  }
+
+  /**
+   * Parsed again from the token on each read (it verified once, so it parses): keeping ~600 bytes
+   * of objects per cached token would cost more memory than the token itself, and only the cold
+   * paths read the claims (minting anew, the hook's input, role mapping on a new claims version).
+   */
+  get claims(): Readonly<Claims> {
+    const token = this.token
+    const first = token.indexOf('.')
+    const payload = token.slice(first + 1, token.indexOf('.', first + 1))
+    return ownClaims(JSON.parse(UTF8.decode(Buffer.from(payload, 'base64url'))) as Record<string, unknown>)
   }
 }
 

@@ -53,10 +53,10 @@ class UserRecord {
   readonly claims: Claims | null
   readonly revoked: Revocation
   readonly bannedUntil: number
-  /** Content fingerprint: a reload with the same fingerprint keeps the version. */
-  readonly fingerprint: string
+  /** Hash of the content: a reload with the same content keeps the version. */
+  readonly fingerprint: number
 
-  constructor(claims: Claims | null, revoked: Revocation, bannedUntil: number, fingerprint: string) {
+  constructor(claims: Claims | null, revoked: Revocation, bannedUntil: number, fingerprint: number) {
     this.claims = claims
     this.revoked = revoked
     this.bannedUntil = bannedUntil
@@ -237,15 +237,19 @@ class PgClaimsStore implements ClaimsStore {
     end?.()
     if (row === null) {
       metrics?.claimsLookups.inc({ result: 'not_found' })
-      return new UserRecord(null, 'UserNotFound', 0, '')
+      return new UserRecord(null, 'UserNotFound', 0, 0)
     }
     metrics?.claimsLookups.inc({ result: 'found' })
-    if (row.deleted) return new UserRecord(null, 'UserDeleted', 0, '')
-    // jsonb prints its keys in one canonical order, so equal content gives an equal fingerprint.
-    const fingerprint = `${row.role ?? ''}\u0000${JSON.stringify(row.appMetadata)}`
+    if (row.deleted) return new UserRecord(null, 'UserDeleted', 0, 0)
+    // jsonb prints its keys in one canonical order, so equal content gives equal text. Only a
+    // hash of it is kept per user (memory); equal hashes are confirmed on the text itself.
+    const content = `${row.role ?? ''}\u0000${JSON.stringify(row.appMetadata)}`
+    const fingerprint = fnv1a(content)
     const previous = this.#users.peek(id)
     const claims =
-      previous?.claims != null && previous.fingerprint === fingerprint
+      previous?.claims != null &&
+      previous.fingerprint === fingerprint &&
+      `${previous.claims.role ?? ''}\u0000${JSON.stringify(previous.claims.appMetadata)}` === content
         ? previous.claims
         : new Claims(id, row.appMetadata, row.role, ++this.#version, 'database')
     return new UserRecord(claims, null, row.bannedUntil, fingerprint)
@@ -312,8 +316,9 @@ function unavailable(err: unknown): GatewayError {
 
 /** The `onDatabaseDown: 'token'` fallback, and the no-database mode: the token's own claims. */
 function tokenClaims(token: VerifiedToken): FreshClaims {
-  const appMetadata = token.claims['app_metadata']
-  const role = token.claims['role']
+  const claims = token.claims
+  const appMetadata = claims['app_metadata']
+  const role = claims['role']
   return new Claims(
     token.sub ?? '',
     typeof appMetadata === 'object' && appMetadata !== null && !Array.isArray(appMetadata)
@@ -341,4 +346,11 @@ function bindCacheEvents(metrics: Metrics | undefined): ((event: RecordCacheEven
     else if (event === 'miss') miss.inc()
     else stale.inc()
   }
+}
+
+/** 32-bit FNV-1a of a string. */
+function fnv1a(text: string): number {
+  let hash = 0x811c9dc5 | 0
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193)
+  return hash >>> 0
 }

@@ -17,6 +17,15 @@ export interface Minter {
     role: string,
     hookClaims: Readonly<Claims> | null,
   ): string
+  /**
+   * The decision made last time for these inputs (the role it mapped to and the token), while it
+   * still holds: the cached request path then maps no role and reads no claims.
+   */
+  reuse(
+    token: VerifiedToken,
+    user: CurrentUser | null,
+    hookClaims: Readonly<Claims> | null,
+  ): { readonly role: string; readonly authorization: string } | undefined
   /** The claims a minted token carries (for tests and the hook stage). */
   claimsFor(
     token: VerifiedToken,
@@ -86,18 +95,34 @@ export function createMinter(options: {
     return out
   }
 
+  function current(
+    token: VerifiedToken,
+    user: CurrentUser | null,
+    hookClaims: Readonly<Claims> | null,
+  ): Minted | undefined {
+    const previous = reuse.get(token)
+    if (
+      previous !== undefined &&
+      previous.user === user &&
+      previous.hook === hookClaims &&
+      (token.exp !== null || now() < previous.renewAt)
+    ) {
+      return previous
+    }
+    return undefined
+  }
+
   return {
     key,
     claimsFor,
+    reuse(token, user, hookClaims) {
+      const previous = current(token, user, hookClaims)
+      if (previous !== undefined) reused?.inc()
+      return previous
+    },
     authorization(token, user, role, hookClaims) {
-      const previous = reuse.get(token)
-      if (
-        previous !== undefined &&
-        previous.user === user &&
-        previous.role === role &&
-        previous.hook === hookClaims &&
-        (token.exp !== null || now() < previous.renewAt)
-      ) {
+      const previous = current(token, user, hookClaims)
+      if (previous !== undefined && previous.role === role) {
         reused?.inc()
         return previous.authorization
       }

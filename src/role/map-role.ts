@@ -17,8 +17,6 @@ export interface RoleMapper {
    * `role`; else the default. Throws RoleNotAllowed when the result is outside the allow-list.
    */
   mapRole(claims: Readonly<Claims>, user: CurrentUser | null): string
-  /** The role of a token without `sub` (an API key): its own `role` claim, unmapped. */
-  apiKeyRole(claims: Readonly<Claims>): string | null
   isAllowed(role: string): boolean
 }
 
@@ -69,10 +67,6 @@ export function createRoleMapper(config: RoleConfig, metrics?: Metrics): RoleMap
       }
       if (!allowed.has(role)) return refuse()
       return role
-    },
-    apiKeyRole(claims) {
-      const role = claims['role']
-      return typeof role === 'string' && role !== '' ? role : null
     },
     isAllowed(role) {
       return allowed.has(role)

@@ -125,6 +125,7 @@ export function verifiedToken(
     iat: null,
     sub,
     sessionId: options.sessionId ?? null,
+    role: options.role ?? 'authenticated',
     kid: null,
     alg: 'HS256',
   }

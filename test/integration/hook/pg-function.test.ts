@@ -104,6 +104,7 @@ function verified(email = 'dana@example.com'): VerifiedToken {
     iat: 1_700_000_000,
     sub,
     sessionId: claims['session_id'] as string,
+    role: 'authenticated',
     kid: null,
     alg: 'HS256',
   }

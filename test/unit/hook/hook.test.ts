@@ -43,6 +43,7 @@ function verified(claims: Claims = tokenClaims()): VerifiedToken {
     iat: 1_700_000_000,
     sub: SUB,
     sessionId: '0b0e6d34-0000-4000-8000-000000000002',
+    role: typeof claims['role'] === 'string' ? claims['role'] : null,
     kid: null,
     alg: 'HS256',
   }

@@ -22,6 +22,7 @@ function verified(claims: Record<string, unknown>): VerifiedToken {
     iat: typeof claims['iat'] === 'number' ? claims['iat'] : null,
     sub: typeof claims['sub'] === 'string' ? claims['sub'] : null,
     sessionId: null,
+    role: typeof claims['role'] === 'string' ? claims['role'] : null,
     kid: null,
     alg: 'HS256',
   }
@@ -85,6 +86,17 @@ describe('minter', () => {
       (await metrics.minted.get()).values.map((v) => [v.labels['event'], v.value]),
     )
     expect(counts).toEqual({ signed: 2, reused: 1 })
+  })
+
+  it('hands back the last decision (role and token) while the token, user record and hook result stay the same', async () => {
+    const { minter } = await hsMinter()
+    const t = token()
+    const user = { appMetadata: { role: 'staff' }, role: null }
+    expect(minter.reuse(t, user, null)).toBeUndefined()
+    const auth = minter.authorization(t, user, 'staff', null)
+    expect(minter.reuse(t, user, null)).toMatchObject({ role: 'staff', authorization: auth })
+    expect(minter.reuse(t, { appMetadata: { role: 'staff' }, role: null }, null)).toBeUndefined()
+    expect(minter.reuse(t, user, { sub: 'user-1' })).toBeUndefined()
   })
 
   it('is deterministic for HS256: the same inbound claims give the same token after a cache loss', async () => {

@@ -75,10 +75,4 @@ describe('mapRole', () => {
     const mapperOnToString = createRoleMapper(roleConfig({ claim: 'toString', claimPath: ['toString'] }))
     expect(mapperOnToString.mapRole({}, null)).toBe('authenticated')
   })
-
-  it('reads the role of an API key from its own claim, unmapped', () => {
-    expect(mapper.apiKeyRole({ role: 'anon' })).toBe('anon')
-    expect(mapper.apiKeyRole({ role: '' })).toBeNull()
-    expect(mapper.apiKeyRole({})).toBeNull()
-  })
 })
