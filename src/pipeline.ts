@@ -105,6 +105,19 @@ class RequestContext implements DecisionContext {
   }
 }
 
+/**
+ * Without any key, PostgREST v13+ answers every Bearer token with PGRST300 before it looks at the
+ * token (`decode JwtNoJwks`), so an empty one too; anything else is anonymous as usual.
+ */
+function bearerWithoutKeys(req: RequestHead): null {
+  try {
+    if (extractBearer(req.headers.authorization) === null) return null
+  } catch {
+    // An empty Bearer token: still a token for this purpose.
+  }
+  throw new GatewayError('JwtSecretMissing')
+}
+
 function isPreflight(req: RequestHead): boolean {
   return (
     req.method === 'OPTIONS' &&
@@ -134,12 +147,11 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   /** Decides what reaches PostgREST: the Authorization value to send, or null for anonymous. */
   function authorize(req: RequestHead, ctx: DecisionContext): string | null | Promise<string | null> {
     if (isPreflight(req)) return null // PostgREST answers CORS preflights before any auth
-    const token = extractBearer(req.headers.authorization)
+    const token = hasKeys ? extractBearer(req.headers.authorization) : bearerWithoutKeys(req)
     if (token === null) {
       if (denyAnonymous) throw new GatewayError('AnonymousDisabled')
       return null
     }
-    if (!hasKeys) throw new GatewayError('JwtSecretMissing')
     // Each stage answers synchronously from its cache; only a miss continues through a Promise,
     // so a steady client costs no microtask and no async frame.
     const verified = verifier.verify(token)

@@ -104,10 +104,13 @@ for (const choice of upstreamChoices()) {
       )
     })
 
-    test('a token with no inbound key configured: 500 PGRST300', async () => {
+    test('a token with no inbound key configured: 500 PGRST300, an empty Bearer too (v13+)', async () => {
+      const missing = expectedError(500, 'PGRST300', 'Server lacks JWT secret')
       expect(await refused(strict.url + NOTES, bearer(inboundToken(userClaims('alice'))))).toStrictEqual(
-        expectedError(500, 'PGRST300', 'Server lacks JWT secret'),
+        missing,
       )
+      expect(await refused(strict.url + NOTES, { authorization: 'Bearer ' })).toStrictEqual(missing)
+      expect(await refused(strict.url + NOTES, { authorization: 'bearer' })).toStrictEqual(missing)
     })
 
     test('a CORS preflight needs no token, even with anonymous access denied', async () => {
