@@ -18,9 +18,9 @@ export interface LoadOptions {
 
 const DIST = new URL('../../', import.meta.url)
 const UPSTREAM_CONNECTIONS = '128'
-const PATH = '/items?select=id,name,price&in_stock=eq.true'
+export const PATH = '/items?select=id,name,price&in_stock=eq.true'
 
-interface Target {
+export interface Target {
   readonly name: string
   readonly child: ChildProcess
   readonly port: number
@@ -38,7 +38,7 @@ interface Round {
 const CLOCK_TICKS = 100 // CLK_TCK on Linux
 
 /** utime + stime of a process, in seconds (proc(5): fields 14 and 15 of /proc/<pid>/stat). */
-function cpuSeconds(pid: number): number {
+export function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
@@ -52,7 +52,7 @@ function rssMb(pid: number): number {
 
 function spawn(script: string, env: Record<string, string>, execArgv: string[] = []): ChildProcess {
   const devNull = openSync('/dev/null', 'w')
-  const child = fork(new URL(script, DIST), [], {
+  const child = fork(script.startsWith('/') ? script : new URL(script, DIST), [], {
     execArgv,
     env: { PATH: process.env['PATH'] ?? '', NODE_ENV: 'production', ...env },
     stdio: ['ignore', devNull, 'pipe', 'ipc'],
@@ -68,7 +68,7 @@ function spawn(script: string, env: Record<string, string>, execArgv: string[] =
 }
 
 /** Child servers that report their port over IPC. */
-function spawnReporting(name: string, script: string, env: Record<string, string>): Promise<Target> {
+export function spawnReporting(name: string, script: string, env: Record<string, string>): Promise<Target> {
   const child = spawn(script, env)
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${name} did not start`)), 20_000)
@@ -99,7 +99,12 @@ function get(
   })
 }
 
-async function spawnGateway(name: string, upstreamPort: number, dbUrl: string | null): Promise<Target> {
+export async function spawnGateway(
+  name: string,
+  upstreamPort: number,
+  dbUrl: string | null,
+  main = 'dist/src/main.js',
+): Promise<Target> {
   const port = await freePort()
   const adminPort = await freePort()
   const env: Record<string, string> = {
@@ -117,7 +122,7 @@ async function spawnGateway(name: string, upstreamPort: number, dbUrl: string | 
   if (dbUrl !== null) env['GATEWAY_DB_URL'] = dbUrl
   // e.g. BENCH_GATEWAY_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' profiles the gateway under load.
   const args = process.env['BENCH_GATEWAY_NODE_ARGS']
-  const child = spawn('dist/src/main.js', env, args === undefined ? [] : args.split(' '))
+  const child = spawn(main, env, args === undefined ? [] : args.split(' '))
   const deadline = Date.now() + 60_000
   let last = 'no answer'
   for (;;) {
@@ -135,7 +140,7 @@ async function spawnGateway(name: string, upstreamPort: number, dbUrl: string | 
   return { name, child, port }
 }
 
-async function drive(
+export async function drive(
   target: Target,
   connections: number,
   seconds: number,
@@ -157,7 +162,7 @@ async function drive(
   })
 }
 
-function stop(child: ChildProcess): Promise<void> {
+export function stop(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null) return Promise.resolve()
   return new Promise((resolve) => {
     child.once('exit', () => resolve())
@@ -166,14 +171,14 @@ function stop(child: ChildProcess): Promise<void> {
   })
 }
 
-function median(values: readonly number[]): number {
+export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b)
   return sorted[Math.floor(sorted.length / 2)] ?? 0
 }
 
 export async function runLoad(options: LoadOptions): Promise<Row[]> {
-  const roundSeconds = options.quick ? 2 : 5
-  const rounds = options.quick ? 1 : 3
+  const roundSeconds = Number(process.env['BENCH_ROUND_SECONDS'] ?? (options.quick ? 2 : 5))
+  const rounds = Number(process.env['BENCH_ROUNDS'] ?? (options.quick ? 1 : 3))
   const log = (text: string) => process.stderr.write(`  load: ${text}\n`)
   const headers = options.users.map((u, n) => ({
     authorization: `Bearer ${hsToken(u, n)}`,
@@ -196,6 +201,11 @@ export async function runLoad(options: LoadOptions): Promise<Row[]> {
       targets.push(await spawnGateway('gateway, claims on', upstream.port, options.databaseUrl))
     }
     targets.push(await spawnGateway('gateway, claims off', upstream.port, null))
+    // A/B: BENCH_GATEWAY_COMPARE=/abs/path/dist/src/main.js (another build) runs in the same rounds.
+    const compare = process.env['BENCH_GATEWAY_COMPARE']
+    if (compare !== undefined && compare !== '') {
+      targets.push(await spawnGateway('gateway compare, claims off', upstream.port, null, compare))
+    }
     targets.push(await spawnReporting('bare undici proxy', 'dist/bench/servers/bare-proxy.js', proxyEnv))
     targets.push(
       await spawnReporting('fastify + jwt + reply-from', 'dist/bench/servers/fastify-gateway.js', proxyEnv),

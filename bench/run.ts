@@ -1,5 +1,6 @@
 // Benchmarks: the runner. Micro, load and memory parts, one summary table, results JSON vs the committed baseline.
 // Run: npm run bench [-- --quick] [-- --soak[=seconds]] [-- --only=micro,load,memory]; BENCH_QUICK=1 = --quick.
+// Load knobs: BENCH_ROUNDS, BENCH_ROUND_SECONDS, BENCH_GATEWAY_NODE_ARGS, BENCH_GATEWAY_COMPARE (A/B, see load.ts).
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { type BenchDatabase, startBenchDatabase } from './database.js'

@@ -10,7 +10,7 @@ import { errorResponse, GatewayError } from './errors/index.js'
 import { createHook } from './hook/index.js'
 import { createMinter, importSigningKey, type Minter } from './mint/index.js'
 import { createAdminServer, type ReadinessCheck } from './observability/admin-server.js'
-import { createLogger } from './observability/logger.js'
+import { createLogger, flushLogger } from './observability/logger.js'
 import { createMetrics, type Metrics } from './observability/metrics.js'
 import { createPipeline, type Pipeline } from './pipeline.js'
 import { createForwarder, type Forwarder } from './proxy/index.js'
@@ -397,6 +397,8 @@ export async function createGateway(config: Config, deps: GatewayDeps = {}): Pro
       const adminPort = await listenOn(admin, config.server.adminPort, config.server.adminHost)
       listening = true
       logger.info({ port, adminPort }, 'gateway listening')
+      // Start-up lines are written before the first request, not with the first buffer of access lines.
+      await flushLogger(logger)
       return { port, adminPort }
     },
     reload(next) {
@@ -420,6 +422,8 @@ export async function createGateway(config: Config, deps: GatewayDeps = {}): Pro
       await closeAll()
       await closing
       logger.info('shutdown complete')
+      // Access lines are buffered (observability/logger.ts): every one is written before the exit.
+      await flushLogger(logger)
     },
     close: closeAll,
   }

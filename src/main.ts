@@ -1,13 +1,18 @@
 #!/usr/bin/env node
 // Process entry only: load config -> create gateway -> listen -> reload on SIGHUP, shut down on SIGTERM/SIGINT.
+import type { Logger } from 'pino'
 import { ConfigError, HELP_TEXT, loadConfig, parseArgs, readVersion } from './config/index.js'
 import { createGateway } from './gateway.js'
 import { importSigningKey } from './mint/index.js'
+import { flushLoggerSync } from './observability/logger.js'
 
 /** Exit code for a configuration the gateway refuses to start with. */
 const EXIT_CONFIG = 2
 /** Exit code when a second SIGTERM/SIGINT cuts a graceful shutdown short. */
 const EXIT_SECOND_SIGNAL = 1
+
+/** The gateway's logger once created: its buffered lines are written before a fatal exit. */
+let logger: Logger | null = null
 
 function fail(message: string): never {
   process.stderr.write(`postgrest-gateway: ${message}\n`)
@@ -59,6 +64,7 @@ async function main(): Promise<void> {
     fail((err as Error).message)
   }
   const started = gateway
+  logger = gateway.logger
 
   // SIGHUP: read the configuration file and secret files again and swap the stages in; a broken
   // configuration is refused with one error line naming the option, and the running one stays.
@@ -93,6 +99,7 @@ async function main(): Promise<void> {
     signals++
     if (signals > 1) {
       started.logger.warn({ signal }, 'second signal: exiting now')
+      flushLoggerSync(started.logger)
       process.exit(EXIT_SECOND_SIGNAL)
     }
     started.logger.info({ signal }, 'signal received')
@@ -100,6 +107,7 @@ async function main(): Promise<void> {
       () => process.exit(0),
       (err: unknown) => {
         started.logger.error({ err }, 'shutdown failed')
+        flushLoggerSync(started.logger)
         process.exit(1)
       },
     )
@@ -109,6 +117,7 @@ async function main(): Promise<void> {
 }
 
 process.on('unhandledRejection', (reason) => {
+  if (logger !== null) flushLoggerSync(logger)
   process.stderr.write(
     `postgrest-gateway: unhandled rejection: ${reason instanceof Error ? reason.stack : String(reason)}\n`,
   )

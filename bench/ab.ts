@@ -1,0 +1,72 @@
+// Benchmarks, A/B: two gateway builds (and the bare proxy) in alternating short rounds; medians of CPU per request.
+// Run: node dist/bench/ab.js --a=/abs/A/dist/src/main.js [--b=dist/src/main.js] [--rounds=8] [--seconds=3]
+//      [--connections=32]. Builds are compared on the same machine load: each round runs A, B and the
+// bare proxy back to back (the order alternates), so a busy neighbour shifts both sides alike.
+import type { ChildProcess } from 'node:child_process'
+import { hsToken, INBOUND_SECRET, makeUsers, UPSTREAM_SECRET } from './fixtures.js'
+import { cpuSeconds, drive, median, spawnGateway, spawnReporting, stop, type Target } from './load.js'
+
+function option(name: string, fallback: string): string {
+  const prefix = `--${name}=`
+  return process.argv.find((a) => a.startsWith(prefix))?.slice(prefix.length) ?? fallback
+}
+
+async function main(): Promise<void> {
+  const a = option('a', '')
+  if (a === '') throw new Error('--a=/abs/path/dist/src/main.js is required')
+  const b = option('b', 'dist/src/main.js')
+  const rounds = Number(option('rounds', '8'))
+  const seconds = Number(option('seconds', '3'))
+  const connections = Number(option('connections', '32'))
+  const headers = makeUsers(100).map((u, n) => ({
+    authorization: `Bearer ${hsToken(u, n)}`,
+    accept: 'application/json',
+  }))
+  const children: ChildProcess[] = []
+  try {
+    const upstream = await spawnReporting('upstream', 'dist/bench/servers/upstream.js', {})
+    children.push(upstream.child)
+    const targets: Target[] = [
+      await spawnGateway('A', upstream.port, null, a),
+      await spawnGateway('B', upstream.port, null, b),
+      await spawnReporting('bare', 'dist/bench/servers/bare-proxy.js', {
+        UPSTREAM_URL: `http://127.0.0.1:${upstream.port}`,
+        CONNECTIONS: '128',
+        INBOUND_SECRET,
+        UPSTREAM_SECRET,
+      }),
+    ]
+    for (const t of targets) children.push(t.child)
+    for (const t of targets) await drive(t, connections, 1, headers)
+    const cpu = new Map<string, number[]>(targets.map((t) => [t.name, []]))
+    const rps = new Map<string, number[]>(targets.map((t) => [t.name, []]))
+    const ratios: number[] = []
+    for (let r = 0; r < rounds; r++) {
+      const order = r % 2 === 0 ? targets : [...targets].reverse()
+      const round = new Map<string, number>()
+      for (const t of order) {
+        const before = cpuSeconds(t.child.pid!)
+        const result = await drive(t, connections, seconds, headers)
+        const us = ((cpuSeconds(t.child.pid!) - before) / result.requests.total) * 1e6
+        round.set(t.name, us)
+        cpu.get(t.name)!.push(us)
+        rps.get(t.name)!.push(result.requests.total / result.duration)
+      }
+      ratios.push(round.get('B')! / round.get('A')!)
+      process.stderr.write(
+        `round ${r + 1}/${rounds}: ${[...round].map(([n, us]) => `${n} ${us.toFixed(1)} us/req`).join(', ')}\n`,
+      )
+    }
+    for (const t of targets) {
+      process.stdout.write(
+        `${t.name}: median ${median(cpu.get(t.name)!).toFixed(1)} us CPU/req, ` +
+          `${Math.round(median(rps.get(t.name)!))} req/s (${connections} connections, ${rounds} x ${seconds} s)\n`,
+      )
+    }
+    process.stdout.write(`B/A CPU per request, median of rounds: ${median(ratios).toFixed(3)}\n`)
+  } finally {
+    await Promise.all(children.map(stop))
+  }
+}
+
+await main()

@@ -1,0 +1,110 @@
+// Logger: JSON lines are buffered, written by the periodic flush, by flushLogger and flushLoggerSync, none lost.
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import {
+  createLogger,
+  flushLogger,
+  flushLoggerSync,
+  LOG_BUFFER_BYTES,
+  LOG_FLUSH_INTERVAL_MS,
+} from '../../../src/observability/logger.js'
+
+const INFO = { level: 'info', pretty: false } as const
+
+let dir: string
+let file: string
+let fd: number
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'gateway-log-'))
+  file = join(dir, 'out.log')
+  fd = openSync(file, 'a')
+})
+
+afterEach(() => {
+  closeSync(fd)
+  rmSync(dir, { recursive: true, force: true })
+})
+
+function written(): { reqId: unknown; msg: unknown }[] {
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => {
+      const parsed = JSON.parse(line) as Record<string, unknown>
+      return { reqId: parsed['reqId'], msg: parsed['msg'] }
+    })
+}
+
+function access(n: number): { reqId: string; msg: string }[] {
+  return Array.from({ length: n }, (_, i) => ({ reqId: `r${i}`, msg: 'request' }))
+}
+
+async function until(check: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
+
+describe('createLogger, buffered file descriptor', () => {
+  it('holds a few lines back and writes all of them, in order, on flushLogger', async () => {
+    const logger = createLogger(INFO, fd)
+    for (let i = 0; i < 3; i++) logger.info({ reqId: `r${i}` }, 'request')
+    expect(readFileSync(file, 'utf8')).toBe('')
+    await flushLogger(logger)
+    expect(written()).toEqual(access(3))
+  })
+
+  it('flushLoggerSync writes the buffer before it returns', () => {
+    const logger = createLogger(INFO, fd)
+    for (let i = 0; i < 5; i++) logger.info({ reqId: `r${i}` }, 'request')
+    flushLoggerSync(logger)
+    expect(written()).toEqual(access(5))
+  })
+
+  it('a quiet logger still writes its line within the flush interval', async () => {
+    const logger = createLogger(INFO, fd)
+    logger.info({ reqId: 'r0' }, 'request')
+    const started = Date.now()
+    await until(() => readFileSync(file, 'utf8') !== '', LOG_FLUSH_INTERVAL_MS * 8)
+    expect(Date.now() - started).toBeLessThan(LOG_FLUSH_INTERVAL_MS * 8)
+    expect(written()).toEqual(access(1))
+  })
+
+  it('writes without a flush once the buffer passes its size, and loses nothing under a burst', async () => {
+    const logger = createLogger(INFO, fd)
+    // Each line is over 100 bytes: 200 lines are several buffers' worth, and the first periodic
+    // flush is LOG_FLUSH_INTERVAL_MS away, so a write within 100 ms comes from the size alone.
+    for (let i = 0; i < 200; i++) logger.info({ reqId: `r${i}` }, 'request')
+    await until(() => readFileSync(file, 'utf8').length >= LOG_BUFFER_BYTES, 100)
+    await flushLogger(logger)
+    expect(written()).toEqual(access(200))
+  })
+
+  it('lines below the level cost no write', async () => {
+    const logger = createLogger({ level: 'warn', pretty: false }, fd)
+    logger.info({ reqId: 'quiet' }, 'request')
+    logger.warn({ reqId: 'loud' }, 'request')
+    await flushLogger(logger)
+    expect(written()).toEqual([{ reqId: 'loud', msg: 'request' }])
+  })
+})
+
+describe('flushLogger and flushLoggerSync on an unbuffered stream', () => {
+  it('return at once and keep every line', async () => {
+    const lines: string[] = []
+    const logger = createLogger(INFO, {
+      write(line: string) {
+        lines.push(line)
+      },
+    })
+    logger.info({ reqId: 'r0' }, 'request')
+    await flushLogger(logger)
+    flushLoggerSync(logger)
+    expect(lines.map((l) => (JSON.parse(l) as { reqId: string }).reqId)).toEqual(['r0'])
+  })
+})
