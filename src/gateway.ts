@@ -1,5 +1,5 @@
 // Assembles the stages from one Config into the proxy and admin servers; swaps them on a reload; no I/O at import time.
-import { createServer, type Server, STATUS_CODES } from 'node:http'
+import { createServer, type Server, type ServerResponse, STATUS_CODES } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
 import { createVerifier, type KeySource, parseKeySet, type Verifier } from './auth/index.js'
@@ -288,7 +288,14 @@ export async function createGateway(config: Config, deps: GatewayDeps = {}): Pro
     },
   )
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-    if (!socket.writable) return socket.destroy()
+    // The response owed on this connection: when it has started, or belongs to an earlier request
+    // that was read whole (pipelining), a 400 written now would land inside it or read as its
+    // answer. Close instead, as Node's own handler does. A bad body of the request being read
+    // (its response not started) still gets its 400.
+    const owed = (socket as { _httpMessage?: ServerResponse | null })._httpMessage
+    if (!socket.writable || (owed != null && (owed.headersSent || owed.req.complete))) {
+      return socket.destroy()
+    }
     const failure = new GatewayError(
       err.code === 'HPE_HEADER_OVERFLOW'
         ? 'HeadersTooLarge'

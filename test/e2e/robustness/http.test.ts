@@ -45,6 +45,13 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
     pump()
     return
   }
+  if (path.startsWith('/slow-answer')) {
+    setTimeout(() => {
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '13' })
+      res.end('first answer\n')
+    }, 300)
+    return
+  }
   if (path.startsWith('/reset-mid-response')) {
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' })
     res.write('{"partial":')
@@ -157,6 +164,21 @@ describe('request smuggling is refused with 400 and never forwarded', () => {
       expect(seen.heads.slice(before)).toEqual([])
     })
   }
+
+  it('a malformed request pipelined behind a valid one never answers in its place', async () => {
+    // The 400 belongs to the second request; written at once it would read as the answer to the
+    // first (or land inside its body). The first gets its answer or the connection is closed.
+    const { response, timedOut } = await rawExchange(
+      port,
+      'GET /slow-answer HTTP/1.1\r\nHost: x\r\n\r\nGET /second HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n',
+      3000,
+    )
+    expect(timedOut).toBe(false)
+    expect(response.startsWith('HTTP/1.1 400')).toBe(false)
+    if (response !== '') {
+      expect(parseRawResponse(response)).toMatchObject({ status: 200, body: 'first answer\n' })
+    }
+  })
 
   it.each([
     ['an invalid chunk size', 'zz\r\nhello\r\n0\r\n\r\n'],
