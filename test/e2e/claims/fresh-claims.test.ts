@@ -215,9 +215,8 @@ describe('fresh claims through the gateway', () => {
     const answers = await Promise.all(
       Array.from({ length: 500 }, () => call(gateway, '/rpc/whoami', user.token, { method: 'POST' })),
     )
-    const statuses = new Map<number, number>()
-    for (const answer of answers) statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1)
-    expect([...statuses]).toEqual([[200, 500]])
+    const failures = answers.filter((answer) => answer.status !== 200)
+    expect(failures.map((answer) => `${answer.status} ${answer.text}`)).toEqual([])
     for (const answer of answers) expect(answer.json).toMatchObject({ role: 'authenticated', uid: user.id })
     expect(await metric(gateway, LOOKUPS)).toBe(lookups + 1)
     expect(await metric(gateway, LOOKUPS, 'result="found"')).toBeGreaterThanOrEqual(1)
