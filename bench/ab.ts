@@ -1,10 +1,20 @@
 // Benchmarks, A/B: two gateway builds (and the bare proxy) in alternating short rounds; medians of CPU per request.
 // Run: node dist/bench/ab.js --a=/abs/A/dist/src/main.js [--b=dist/src/main.js] [--rounds=8] [--seconds=3]
 //      [--connections=32]. Builds are compared on the same machine load: each round runs A, B and the
-// bare proxy back to back (the order alternates), so a busy neighbour shifts both sides alike.
+// bare proxy back to back (the order rotates), so a busy neighbour shifts both sides alike.
 import type { ChildProcess } from 'node:child_process'
 import { hsToken, INBOUND_SECRET, makeUsers, UPSTREAM_SECRET } from './fixtures.js'
 import { cpuSeconds, drive, median, spawnGateway, spawnReporting, stop, type Target } from './load.js'
+
+/** Every order of A, B and bare: over a multiple of 6 rounds each runs equally often first, second and last. */
+const PERMUTATIONS = [
+  [0, 1, 2],
+  [1, 2, 0],
+  [2, 0, 1],
+  [1, 0, 2],
+  [0, 2, 1],
+  [2, 1, 0],
+] as const
 
 function option(name: string, fallback: string): string {
   const prefix = `--${name}=`
@@ -15,7 +25,7 @@ async function main(): Promise<void> {
   const a = option('a', '')
   if (a === '') throw new Error('--a=/abs/path/dist/src/main.js is required')
   const b = option('b', 'dist/src/main.js')
-  const rounds = Number(option('rounds', '8'))
+  const rounds = Number(option('rounds', '12'))
   const seconds = Number(option('seconds', '3'))
   const connections = Number(option('connections', '32'))
   const headers = makeUsers(100).map((u, n) => ({
@@ -42,7 +52,7 @@ async function main(): Promise<void> {
     const rps = new Map<string, number[]>(targets.map((t) => [t.name, []]))
     const ratios: number[] = []
     for (let r = 0; r < rounds; r++) {
-      const order = r % 2 === 0 ? targets : [...targets].reverse()
+      const order = PERMUTATIONS[r % PERMUTATIONS.length]!.map((i) => targets[i]!)
       const round = new Map<string, number>()
       for (const t of order) {
         const before = cpuSeconds(t.child.pid!)

@@ -22,6 +22,25 @@ const REDACT = [
   'claims',
 ]
 
+let isoSecond = Number.NaN
+let isoPrefix = ''
+
+/**
+ * pino's `stdTimeFunctions.isoTime` output (`,"time":"2026-01-02T03:04:05.678Z"`) with the part up
+ * to the second formatted once per second: `toISOString()` on every line was a tenth of the
+ * access line's cost under load.
+ */
+function isoTime(): string {
+  const now = Date.now()
+  const second = Math.floor(now / 1000)
+  if (second !== isoSecond) {
+    isoSecond = second
+    isoPrefix = `,"time":"${new Date(second * 1000).toISOString().slice(0, 20)}`
+  }
+  const ms = now - second * 1000
+  return `${isoPrefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z"`
+}
+
 /**
  * JSON lines to stdout are buffered and written asynchronously once 4 KiB are pending (about 15
  * access lines per write instead of one write per line, pino docs "Asynchronous Logging"), and at
@@ -40,7 +59,7 @@ export function createLogger(config: LogConfig, destination?: pino.DestinationSt
     level: config.level,
     base: { service: 'postgrest-gateway' },
     redact: { paths: REDACT, censor: '[redacted]' },
-    timestamp: pino.stdTimeFunctions.isoTime,
+    timestamp: isoTime,
   }
   if (destination !== undefined && typeof destination !== 'number') return pino(options, destination)
   if (config.pretty) {

@@ -2,7 +2,7 @@
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import {
   createLogger,
   flushLogger,
@@ -106,5 +106,36 @@ describe('flushLogger and flushLoggerSync on an unbuffered stream', () => {
     await flushLogger(logger)
     flushLoggerSync(logger)
     expect(lines.map((l) => (JSON.parse(l) as { reqId: string }).reqId)).toEqual(['r0'])
+  })
+})
+
+describe('the time of a line', () => {
+  afterEach(() => {
+    vi.useRealTimers()
+  })
+
+  it('is the ISO 8601 time to the millisecond, across milliseconds, seconds and days', () => {
+    vi.useFakeTimers({ toFake: ['Date'] })
+    const times: string[] = []
+    const logger = createLogger(INFO, {
+      write(line: string) {
+        times.push((JSON.parse(line) as { time: string }).time)
+      },
+    })
+    const instants = [
+      Date.UTC(2026, 0, 2, 3, 4, 5, 0),
+      Date.UTC(2026, 0, 2, 3, 4, 5, 7),
+      Date.UTC(2026, 0, 2, 3, 4, 5, 42),
+      Date.UTC(2026, 0, 2, 3, 4, 5, 999),
+      Date.UTC(2026, 0, 2, 3, 4, 6, 1),
+      Date.UTC(2026, 0, 2, 23, 59, 59, 500),
+      Date.UTC(2026, 0, 3, 0, 0, 0, 0),
+      Date.UTC(2026, 0, 2, 3, 4, 5, 100), // the clock stepped back
+    ]
+    for (const t of instants) {
+      vi.setSystemTime(t)
+      logger.info('tick')
+    }
+    expect(times).toEqual(instants.map((t) => new Date(t).toISOString()))
   })
 })
