@@ -101,6 +101,12 @@ class PgClaimsStore implements ClaimsStore {
   readonly #invalidateListeners: Array<(userId: string | null) => void> = []
   readonly #metrics: Metrics | undefined
   #version = 0
+  // Cache hits are tallied in a plain integer and added to the counter at scrape time and once a
+  // second (a bound prom-client child's inc() per hit was a share of every cached request).
+  #pendingHits = 0
+  #hitCounter: { inc(n?: number): void } | null = null
+  #flushTimer: NodeJS.Timeout | null = null
+  #offCollect: (() => void) | null = null
 
   constructor(options: ClaimsStoreOptions, db: DbConfig & { readonly url: string }) {
     const claims = options.claims
@@ -113,7 +119,7 @@ class PgClaimsStore implements ClaimsStore {
     this.#logger = options.logger?.child({ stage: 'claims' })
     this.#lookup = createLookup(db)
 
-    const onEvent = bindCacheEvents(metrics)
+    const onEvent = this.#bindCacheEvents(metrics)
     const freshMs = (): number => (this.#listener.listening ? this.#ttlMs : this.#disconnectedTtlMs)
     this.#users = new RecordCache<UserRecord>({
       max: claims.cacheMaxEntries,
@@ -191,8 +197,35 @@ class PgClaimsStore implements ClaimsStore {
   }
 
   async close(): Promise<void> {
+    if (this.#flushTimer !== null) clearInterval(this.#flushTimer)
+    this.#flushTimer = null
+    this.#offCollect?.()
+    this.#offCollect = null
+    this.#flushHits()
     await Promise.all([this.#listener.close(), this.#lookup.close()])
     this.#metrics?.listenerConnected.set(0)
+  }
+
+  /** Metric children bound once; the cache reports events through one prepared function. */
+  #bindCacheEvents(metrics: Metrics | undefined): ((event: RecordCacheEvent) => void) | undefined {
+    if (metrics === undefined) return undefined
+    this.#hitCounter = metrics.claimsCache.labels('hit')
+    const miss = metrics.claimsCache.labels('miss')
+    const stale = metrics.claimsCache.labels('stale')
+    this.#flushTimer = setInterval(() => this.#flushHits(), 1000)
+    this.#flushTimer.unref()
+    this.#offCollect = metrics.onCollect(() => this.#flushHits())
+    return (event) => {
+      if (event === 'hit') this.#pendingHits++
+      else if (event === 'miss') miss.inc()
+      else stale.inc()
+    }
+  }
+
+  #flushHits(): void {
+    if (this.#hitCounter === null || this.#pendingHits === 0) return
+    this.#hitCounter.inc(this.#pendingHits)
+    this.#pendingHits = 0
   }
 
   #checkUser(record: UserRecord, token: VerifiedToken, now: number): FreshClaims | Promise<FreshClaims> {
@@ -333,19 +366,6 @@ function tokenClaims(token: VerifiedToken): FreshClaims {
 function errorCode(err: unknown): unknown {
   const cause = err instanceof Error ? err.cause : undefined
   return (cause as { code?: unknown } | undefined)?.code ?? (err as { code?: unknown } | null)?.code
-}
-
-/** Metric children bound once; the cache reports events through one prepared function. */
-function bindCacheEvents(metrics: Metrics | undefined): ((event: RecordCacheEvent) => void) | undefined {
-  if (metrics === undefined) return undefined
-  const hit = metrics.claimsCache.labels('hit')
-  const miss = metrics.claimsCache.labels('miss')
-  const stale = metrics.claimsCache.labels('stale')
-  return (event) => {
-    if (event === 'hit') hit.inc()
-    else if (event === 'miss') miss.inc()
-    else stale.inc()
-  }
 }
 
 /** 32-bit FNV-1a of a string. */

@@ -99,7 +99,13 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       buckets: DURATION_BUCKETS,
       registers,
     }),
-    inFlight: new Gauge({ name: 'gateway_requests_in_flight', help: 'Requests being served', registers }),
+    // `collect`: a count kept by the pipeline can be read into the gauge at scrape time (onCollect).
+    inFlight: new Gauge({
+      name: 'gateway_requests_in_flight',
+      help: 'Requests being served',
+      registers,
+      collect,
+    }),
     verifications: new Counter({
       name: 'gateway_jwt_verifications_total',
       help: 'Token verifications by outcome',
@@ -118,6 +124,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       help: 'Fresh-claims cache lookups by event (hit, miss, stale)',
       labelNames: ['event'],
       registers,
+      collect,
     }),
     claimsLookups: new Counter({
       name: 'gateway_claims_lookups_total',
