@@ -128,7 +128,12 @@ export function createLookup(db: DbConfig & { readonly url: string }): Lookup {
  * statement on the server.
  */
 function cancelQuietly(query: object): void {
-  const target = query as { canceller?: unknown }
+  const target = query as { canceller?: unknown; active?: unknown }
+  // Only a statement running on the server is cancelled. One still waiting for its connection
+  // (PostgreSQL restarting) would be marked cancelled inside the connection's queue, and the pool
+  // then never ran a query again; left alone, it runs or fails with its connection, and
+  // statement_timeout bounds it.
+  if (target.active !== true) return
   const canceller = target.canceller
   if (typeof canceller !== 'function') return
   // As `Query.cancel()` does: a query is cancelled at most once.
