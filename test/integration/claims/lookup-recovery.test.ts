@@ -63,7 +63,10 @@ describe('claims lookup after a database that did not answer', () => {
     const relay = await startRelay(new URL(db.url))
     const url = new URL(db.url)
     url.port = String(relay.port)
-    const lookup = createLookup(dbConfig(url.toString(), { lookupTimeoutMs: 200, poolSize: 2 }))
+    const lookup = createLookup({
+      ...dbConfig(url.toString(), { lookupTimeoutMs: 200, poolSize: 2 }),
+      url: url.toString(),
+    })
     try {
       // The connections are opening but not answered yet: both lookups time out before they start.
       const timedOut = await Promise.allSettled([lookup.user(userId), lookup.user(userId)])
