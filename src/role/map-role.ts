@@ -58,7 +58,9 @@ export function createRoleMapper(config: RoleConfig, metrics?: Metrics): RoleMap
       let role: string
       if (raw === undefined || raw === null) {
         const fallback = user?.role ?? claims['role']
-        role = typeof fallback === 'string' && fallback !== '' ? fallback : defaultRole
+        if (fallback === undefined || fallback === null || fallback === '') role = defaultRole
+        else if (typeof fallback === 'string') role = fallback
+        else return refuse() // a non-string token role, as at the claim path: never a default
       } else if (typeof raw === 'string') {
         role = map.get(raw) ?? raw
       } else {

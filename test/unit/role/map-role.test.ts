@@ -57,6 +57,10 @@ describe('mapRole', () => {
   })
 
   it('refuses non-string role values instead of JSON-encoding them', () => {
+    expect(refusal(() => mapper.mapRole({ role: { name: 'manager' } }, null)).kind).toBe('RoleNotAllowed')
+    expect(refusal(() => mapper.mapRole({ role: 1 }, { appMetadata: {}, role: null })).kind).toBe(
+      'RoleNotAllowed',
+    )
     expect(refusal(() => mapper.mapRole({ app_metadata: { role: ['manager'] } }, null)).kind).toBe(
       'RoleNotAllowed',
     )

@@ -420,10 +420,10 @@ const CASES: Case[] = [
     expected: ROLE_NOT_ALLOWED,
   },
   {
-    // Not a role at all: treated like a token without one (default role, which the minted token carries).
+    // Not a role at all: refused like a non-string role at the claim path, never given the default.
     name: 'role as an object',
     token: () => signHs(valid({ role: { toString: 'service_role' } }), INBOUND_SECRET),
-    expected: 'pass',
+    expected: ROLE_NOT_ALLOWED,
   },
   {
     name: 'user_metadata.role service_role is never read',
