@@ -3,6 +3,7 @@ import { type ChildProcess, fork } from 'node:child_process'
 import { openSync, readFileSync } from 'node:fs'
 import { request } from 'node:http'
 import autocannon from 'autocannon'
+import { NODE_FLAGS } from '../src/node-flags.js'
 import { freePort } from '../test/support/postgres.js'
 import { type BenchUser, hsToken, INBOUND_SECRET, UPSTREAM_SECRET } from './fixtures.js'
 import { formatRate, type Row, row } from './report.js'
@@ -122,7 +123,8 @@ export async function spawnGateway(
   if (dbUrl !== null) env['GATEWAY_DB_URL'] = dbUrl
   // e.g. BENCH_GATEWAY_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' profiles the gateway under load.
   const args = process.env['BENCH_GATEWAY_NODE_ARGS']
-  const child = spawn(main, env, args === undefined ? [] : args.split(' '))
+  // The gateway runs as shipped: with its Node flags (npm start, the bin, the image).
+  const child = spawn(main, env, [...NODE_FLAGS, ...(args === undefined ? [] : args.split(' '))])
   const deadline = Date.now() + 60_000
   let last = 'no answer'
   for (;;) {

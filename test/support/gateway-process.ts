@@ -2,6 +2,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { NODE_FLAGS } from '../../src/node-flags.js'
 import { repoRoot } from './database.js'
 import { freePort } from './postgres.js'
 
@@ -91,7 +92,8 @@ async function startOnce(options: GatewayProcessOptions): Promise<GatewayProcess
     GATEWAY_PORT: port,
     GATEWAY_ADMIN_PORT: adminPort,
   })
-  const child = spawn(process.execPath, [entry, ...(options.args ?? [])], {
+  // Started as `npm start` and the image start it: with the gateway's Node flags.
+  const child = spawn(process.execPath, [...NODE_FLAGS, entry, ...(options.args ?? [])], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   })

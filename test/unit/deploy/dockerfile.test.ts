@@ -1,8 +1,10 @@
 // Deployment: the Dockerfile builds with dev dependencies, runs with production ones, as a non-root user.
 import { execFile } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
+import { NODE_FLAGS } from '../../../src/node-flags.js'
 import { defaultOf, execForm, parseDockerfile, readText } from './support.js'
 
 const dockerfile = parseDockerfile(readText('Dockerfile'))
@@ -84,9 +86,12 @@ describe('Dockerfile', () => {
 
   it('starts the package bin with node in exec form, so node receives SIGTERM', () => {
     const entry = execForm(only('ENTRYPOINT').args)
-    expect(entry).toEqual(['node', pkg.bin['postgrest-gateway']])
-    expect(entry).toEqual(['node', 'dist/src/main.js'])
-    expect(pkg.scripts['start']).toBe('node dist/src/main.js')
+    expect(entry).toEqual(['node', ...NODE_FLAGS, pkg.bin['postgrest-gateway']])
+    expect(entry).toEqual(['node', '--max-semi-space-size=2', 'dist/src/main.js'])
+    expect(pkg.scripts['start']).toBe(['node', ...NODE_FLAGS, 'dist/src/main.js'].join(' '))
+    // The bin runs with the same flags when started directly.
+    const shebang = readFileSync(new URL('../../../src/main.ts', import.meta.url), 'utf8').split('\n', 1)[0]
+    expect(shebang).toBe(`#!/usr/bin/env -S node ${NODE_FLAGS.join(' ')}`)
     expect(dockerfile.instructions.some((i) => i.keyword === 'CMD')).toBe(false)
     expect(only('STOPSIGNAL').args).toBe('SIGTERM')
   })
