@@ -1,7 +1,7 @@
 // Verify: token string -> VerifiedToken (signature, algorithm, exp/nbf/iat/aud/iss), behind a cache of verified tokens.
 import { createHmac, verify as cryptoVerify, timingSafeEqual } from 'node:crypto'
 import { type ErrorKind, GatewayError } from '../errors/index.js'
-import type { Metrics, VerifyOutcome } from '../observability/metrics.js'
+import { type Metrics, VERIFY_OUTCOMES, type VerifyOutcome } from '../observability/metrics.js'
 import { isJwsAlg, type JwsAlg, type KeySource, type VerifyKey } from './key-set.js'
 import type { Claims, VerifiedToken, Verifier } from './types.js'
 
@@ -61,21 +61,6 @@ const OUTCOME: { readonly [K in ErrorKind]?: VerifyOutcome } = {
   JwtNotInAudience: 'audience',
   JwtIssuerMismatch: 'issuer',
 }
-
-const OUTCOMES: readonly VerifyOutcome[] = [
-  'ok',
-  'expired',
-  'not_yet_valid',
-  'issued_in_future',
-  'audience',
-  'issuer',
-  'signature',
-  'no_key',
-  'algorithm',
-  'malformed',
-  'claims',
-  'no_secret',
-]
 
 /** Strict UTF-8 (aeson rejects invalid UTF-8; Buffer#toString would substitute U+FFFD). */
 const UTF8 = new TextDecoder('utf-8', { fatal: true })
@@ -302,7 +287,8 @@ class TokenVerifier implements Verifier {
     const metrics = options.metrics
     if (metrics !== undefined) {
       this.#outcomes = new Map()
-      for (const outcome of OUTCOMES) this.#outcomes.set(outcome, metrics.verifications.labels(outcome))
+      for (const outcome of VERIFY_OUTCOMES)
+        this.#outcomes.set(outcome, metrics.verifications.labels(outcome))
       this.#hitCounter = metrics.verifyCache.labels('hit')
       this.#missCounter = metrics.verifyCache.labels('miss')
       this.#flushTimer = setInterval(() => this.#flush(), 1000)

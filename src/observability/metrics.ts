@@ -2,19 +2,22 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 
 export type StatusClass = '1xx' | '2xx' | '3xx' | '4xx' | '5xx'
-export type VerifyOutcome =
-  | 'ok'
-  | 'expired'
-  | 'not_yet_valid'
-  | 'issued_in_future'
-  | 'audience'
-  | 'issuer'
-  | 'signature'
-  | 'no_key'
-  | 'algorithm'
-  | 'malformed'
-  | 'claims'
-  | 'no_secret'
+/** Verification outcomes: the closed label set of gateway_jwt_verifications_total. */
+export const VERIFY_OUTCOMES = [
+  'ok',
+  'expired',
+  'not_yet_valid',
+  'issued_in_future',
+  'audience',
+  'issuer',
+  'signature',
+  'no_key',
+  'algorithm',
+  'malformed',
+  'claims',
+  'no_secret',
+] as const
+export type VerifyOutcome = (typeof VERIFY_OUTCOMES)[number]
 export type UpstreamErrorKind = 'connect' | 'timeout' | 'reset' | 'other'
 export type CacheEvent = 'hit' | 'miss' | 'stale'
 

@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto'
 import postgres from 'postgres'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { createMetrics } from '../../../src/observability/metrics.js'
+import { createMetrics, VERIFY_OUTCOMES } from '../../../src/observability/metrics.js'
 import { createTestDatabase, DEMO_USERS, type TestDatabase } from '../../support/database.js'
 import { type GatewayProcess, startGateway } from '../../support/gateway-process.js'
 import { type StandIn, startPostgrestStandIn } from '../../support/postgrest-stand-in.js'
@@ -38,20 +38,7 @@ const now = () => Math.floor(Date.now() / 1000)
 const CLOSED: Record<string, ReadonlySet<string>> = {
   method: new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'OTHER']),
   status_class: new Set(['1xx', '2xx', '3xx', '4xx', '5xx']),
-  outcome: new Set([
-    'ok',
-    'expired',
-    'not_yet_valid',
-    'issued_in_future',
-    'audience',
-    'issuer',
-    'signature',
-    'no_key',
-    'algorithm',
-    'malformed',
-    'claims',
-    'no_secret',
-  ]),
+  outcome: new Set(VERIFY_OUTCOMES),
   event: new Set(['hit', 'miss', 'stale', 'signed', 'reused']),
   result: new Set(['found', 'not_found', 'timeout', 'error', 'ok', 'rejected', 'invalid']),
   kind: new Set([
