@@ -426,7 +426,10 @@ class StandInServer {
   readonly #server: Server
 
   constructor(options: StandInOptions) {
-    this.#sql = postgres(options.dbUrl, { max: 10, onnotice: () => {}, idle_timeout: 30 })
+    // One connection: postgres.js pipelines queries on shared connections and, under hundreds of
+    // concurrent requests, sometimes read a transaction's BEGIN on one it had not reserved
+    // (UNSAFE_TRANSACTION). Serialised, every request still runs in its own transaction.
+    this.#sql = postgres(options.dbUrl, { max: 1, onnotice: () => {}, idle_timeout: 30 })
     this.#verifier = new Verifier(options)
     this.#schema = options.schema ?? 'public'
     this.#server = createServer((req, res) => {
