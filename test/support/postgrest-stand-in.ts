@@ -426,10 +426,7 @@ class StandInServer {
   readonly #server: Server
 
   constructor(options: StandInOptions) {
-    // One connection: postgres.js pipelines queries on shared connections and, under hundreds of
-    // concurrent requests, sometimes read a transaction's BEGIN on one it had not reserved
-    // (UNSAFE_TRANSACTION). Serialised, every request still runs in its own transaction.
-    this.#sql = postgres(options.dbUrl, { max: 1, onnotice: () => {}, idle_timeout: 30 })
+    this.#sql = postgres(options.dbUrl, { max: 10, onnotice: () => {}, idle_timeout: 30 })
     this.#verifier = new Verifier(options)
     this.#schema = options.schema ?? 'public'
     this.#server = createServer((req, res) => {
@@ -539,6 +536,26 @@ class StandInServer {
       if (name !== 'cookie') headers[name] = values[values.length - 1]!
     }
     const cookies = parseCookies(lists['cookie']?.join('; '))
+    // postgres.js occasionally fails a transaction under bursts of concurrent requests with an
+    // internal error (a TypeError, UNSAFE_TRANSACTION) before anything ran: try that once more.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#transaction(req, url, headers, cookies, auth, body)
+      } catch (err) {
+        const internal = err instanceof TypeError || (err as { code?: unknown }).code === 'UNSAFE_TRANSACTION'
+        if (!internal || attempt >= 3) throw err
+      }
+    }
+  }
+
+  async #transaction<T>(
+    req: IncomingMessage,
+    url: URL,
+    headers: Record<string, string>,
+    cookies: unknown,
+    auth: AuthResult,
+    body: (tx: postgres.TransactionSql) => Promise<T>,
+  ): Promise<T> {
     const result = await this.#sql.begin(async (tx) => {
       await tx`select
         set_config('search_path', ${quoteIdent(this.#schema)}, true),
