@@ -269,6 +269,8 @@ export async function createGateway(config: Config, deps: GatewayDeps = {}): Pro
 
   // gateway_jwks_keys counts every inbound key, static ones included, at scrape time.
   metrics.onCollect(() => metrics.keysetKeys.set(current.keys?.size ?? 0))
+  // gateway_requests_in_flight: the pipelines' own counts (current and retiring), read at scrape time.
+  metrics.onCollect(() => metrics.inFlight.set(inFlight()))
 
   const server = createServer(
     {

@@ -6,6 +6,8 @@ import { extractBearer } from './auth/bearer.js'
 import type { Claims, VerifiedToken, Verifier } from './auth/types.js'
 import { GatewayError, sendError } from './errors/index.js'
 import type { Minter } from './mint/minter.js'
+import type { CounterChild, HistogramChild } from './observability/fast-metrics.js'
+import { type AccessLog, createAccessLog } from './observability/logger.js'
 import { type MethodLabel, type Metrics, methodLabel, type StatusClass } from './observability/metrics.js'
 import type { CurrentUser, RoleMapper } from './role/map-role.js'
 
@@ -19,14 +21,18 @@ export interface HookStage {
   run(token: VerifiedToken, user: CurrentUser | null): Readonly<Claims> | Promise<Readonly<Claims>>
 }
 
-/** The forward stage as the pipeline sees it (implemented in proxy/). */
+/** The forward stage as the pipeline sees it (implemented in proxy/): `done` is called exactly once. */
 export interface ForwardStage {
   forward(
     req: IncomingMessage,
     res: ServerResponse,
     authorization: string | null,
     requestId: string,
-  ): Promise<{ readonly status: number; readonly upstreamMs: number }>
+    done: (
+      failure: GatewayError | null,
+      outcome: { readonly status: number; readonly upstreamMs: number },
+    ) => void,
+  ): void
 }
 
 export interface PipelineOptions {
@@ -133,16 +139,17 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   const hasKeys = options.hasKeys
 
   // Bind every label child once: no label lookups per request.
-  const requestCounters = new Map<string, ReturnType<typeof metrics.requests.labels>>()
+  const requestCounters = new Map<string, CounterChild>()
   for (const m of ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'OTHER'] as const) {
     for (const c of STATUS_CLASSES) requestCounters.set(m + c, metrics.requests.labels(m, c))
   }
-  const durations = new Map<string, ReturnType<typeof metrics.requestDuration.labels>>()
+  const durations = new Map<string, HistogramChild>()
   for (const m of ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'OTHER'] as const) {
     durations.set(m, metrics.requestDuration.labels(m))
   }
-  const inFlightGauge = metrics.inFlight
+  // gateway_requests_in_flight is read from this count at scrape time (gateway.ts), not updated here.
   let inFlight = 0
+  const accessLog: AccessLog = createAccessLog(logger)
 
   /** Decides what reaches PostgREST: the Authorization value to send, or null for anonymous. */
   function authorize(req: RequestHead, ctx: DecisionContext): string | null | Promise<string | null> {
@@ -211,7 +218,6 @@ export function createPipeline(options: PipelineOptions): Pipeline {
 
   function finish(ctx: RequestContext, res: ServerResponse): void {
     inFlight--
-    inFlightGauge.dec()
     const status = ctx.status !== 0 ? ctx.status : res.statusCode
     const seconds = (performance.now() - ctx.start) / 1000
     const cls = status >= 100 && status < 600 ? STATUS_CLASSES[Math.floor(status / 100) - 1] : '5xx'
@@ -225,14 +231,12 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     ctx: RequestContext,
     authorization: string | null,
   ): void {
-    forwarder.forward(req, res, authorization, ctx.requestId).then(
-      (outcome) => {
-        ctx.status = outcome.status
-        ctx.upstreamMs = outcome.upstreamMs
-        done(req, res, ctx)
-      },
-      (err: unknown) => failed(req, res, ctx, err),
-    )
+    forwarder.forward(req, res, authorization, ctx.requestId, (failure, outcome) => {
+      if (failure !== null) return failed(req, res, ctx, failure)
+      ctx.status = outcome.status
+      ctx.upstreamMs = outcome.upstreamMs
+      done(req, res, ctx)
+    })
   }
 
   function failed(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, err: unknown): void {
@@ -271,7 +275,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     if (err !== null && err.status >= 500) {
       logger.error({ ...line, err: err.cause ?? err, reason: err.reason }, 'request failed')
     } else {
-      logger.info(line, 'request')
+      accessLog(line)
     }
   }
 
@@ -282,7 +286,6 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     authorize,
     handle(req, res) {
       inFlight++
-      inFlightGauge.inc()
       const ctx = new RequestContext(req)
       let authorization: string | null | Promise<string | null>
       try {

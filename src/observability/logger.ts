@@ -320,3 +320,56 @@ export function flushLoggerSync(logger: Logger): void {
     // closed: nothing more can be written
   }
 }
+
+/** One access line's fields, in the order they appear in the line. */
+export interface AccessLine {
+  readonly reqId: string
+  readonly method: string | undefined
+  readonly path: string
+  readonly status: number
+  readonly durationMs: number
+  readonly upstreamMs: number | null
+  readonly role: string | null
+  readonly code: string | null
+}
+
+/** Writes `logger.info(line, 'request')`. */
+export type AccessLog = (line: AccessLine) => void
+
+/** pino's string encoding (tools.js `asString`): only `"`, `\` and control characters are escaped. */
+function jsonString(value: string): string {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i)
+    if (c < 32 || c === 34 || c === 92) return JSON.stringify(value)
+  }
+  return `"${value}"`
+}
+
+function jsonNumber(value: number): string {
+  return Number.isFinite(value) ? String(value) : 'null'
+}
+
+/**
+ * The access log: exactly the line `logger.info(line, 'request')` writes (a test holds the two
+ * equal), built with one template instead of pino's generic serialiser, which cost about 3 us per
+ * request under load. Used when the logger writes JSON to the gateway's buffered destination; any
+ * other logger (the readable form, a test stream) gets the line through pino.
+ */
+export function createAccessLog(logger: Logger): AccessLog {
+  const destination = bufferedDestination(logger)
+  if (destination === null) return (line) => logger.info(line, 'request')
+  const bindings = (logger as unknown as Record<symbol, string>)[pino.symbols.chindingsSym] ?? ''
+  return (line) => {
+    if (!logger.isLevelEnabled('info')) return
+    // pino leaves out undefined fields; the method is always set on a request Node parsed.
+    const method = line.method === undefined ? '' : `,"method":${jsonString(line.method)}`
+    const upstreamMs = line.upstreamMs === null ? 'null' : jsonNumber(line.upstreamMs)
+    const role = line.role === null ? 'null' : jsonString(line.role)
+    const code = line.code === null ? 'null' : jsonString(line.code)
+    destination.write(
+      `{"level":30${isoTime()}${bindings},"reqId":${jsonString(line.reqId)}${method},"path":${jsonString(
+        line.path,
+      )},"status":${jsonNumber(line.status)},"durationMs":${jsonNumber(line.durationMs)},"upstreamMs":${upstreamMs},"role":${role},"code":${code},"msg":"request"}\n`,
+    )
+  }
+}

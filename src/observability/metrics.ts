@@ -1,5 +1,6 @@
 // Prometheus metrics (gateway_*): created once, label children bound at start, closed label sets only.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
+import { FastCounter, FastHistogram } from './fast-metrics.js'
 
 export type StatusClass = '1xx' | '2xx' | '3xx' | '4xx' | '5xx'
 /** Verification outcomes: the closed label set of gateway_jwt_verifications_total. */
@@ -46,8 +47,9 @@ const DURATION_BUCKETS = [
 
 export interface Metrics {
   readonly registry: Registry
-  readonly requests: Counter<'method' | 'status_class'>
-  readonly requestDuration: Histogram<'method'>
+  /** Updated on every request: {@link FastCounter} / {@link FastHistogram}, same export as prom-client's. */
+  readonly requests: FastCounter<'method' | 'status_class'>
+  readonly requestDuration: FastHistogram<'method'>
   readonly inFlight: Gauge
   readonly verifications: Counter<'outcome'>
   readonly verifyCache: Counter<'event'>
@@ -56,10 +58,10 @@ export interface Metrics {
   readonly claimsLookupDuration: Histogram
   readonly invalidations: Counter<'kind'>
   readonly listenerConnected: Gauge
-  readonly minted: Counter<'event'>
+  readonly minted: FastCounter<'event'>
   readonly mintedOversize: Counter
   readonly hookCalls: Counter<'result'>
-  readonly upstreamDuration: Histogram
+  readonly upstreamDuration: FastHistogram
   readonly upstreamErrors: Counter<'kind'>
   readonly keysetFetches: Counter<'result'>
   readonly keysetKeys: Gauge
@@ -89,13 +91,13 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       }
     },
     registry,
-    requests: new Counter({
+    requests: new FastCounter({
       name: 'gateway_requests_total',
       help: 'Requests answered, by method and status class',
       labelNames: ['method', 'status_class'],
       registers,
     }),
-    requestDuration: new Histogram({
+    requestDuration: new FastHistogram({
       name: 'gateway_request_duration_seconds',
       help: 'Time from request to the end of the response',
       labelNames: ['method'],
@@ -152,7 +154,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       help: '1 while the LISTEN connection is up',
       registers,
     }),
-    minted: new Counter({
+    minted: new FastCounter({
       name: 'gateway_minted_tokens_total',
       help: 'Tokens for PostgREST: signed or reused',
       labelNames: ['event'],
@@ -169,7 +171,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       labelNames: ['result'],
       registers,
     }),
-    upstreamDuration: new Histogram({
+    upstreamDuration: new FastHistogram({
       name: 'gateway_upstream_duration_seconds',
       help: 'Time until the upstream response headers arrived',
       buckets: DURATION_BUCKETS,

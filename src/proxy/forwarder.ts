@@ -1,11 +1,10 @@
 // Forward stage: streams the request to PostgREST and the answer back, over one undici Pool.
-import { EventEmitter } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { connect } from 'node:net'
 import { performance } from 'node:perf_hooks'
-import type { Writable } from 'node:stream'
 import type { Counter } from 'prom-client'
-import { type Dispatcher, Pool } from 'undici'
+import { type Dispatcher, errors, Pool } from 'undici'
+import type { GatewayError } from '../errors/index.js'
 import type { Metrics, UpstreamErrorKind } from '../observability/metrics.js'
 import { forwardRequestHeaders, forwardResponseHeaders } from './headers.js'
 import { classifyUpstreamError, isClientAbort, translateUpstreamError } from './upstream-errors.js'
@@ -34,24 +33,29 @@ export interface ForwardOutcome {
   readonly clientAborted: boolean
 }
 
+/**
+ * Receives the end of one exchange, exactly once. `failure` is null when the response was
+ * completed or the client went away (`outcome.clientAborted`). Otherwise it is the
+ * {@link GatewayError} for an upstream failure: if nothing was sent yet (`res.headersSent` false)
+ * the caller answers with it; if the response had already started, the client connection has been
+ * cut (a truncated response must not look complete) and the failure is only for the log.
+ */
+export type ForwardDone = (failure: GatewayError | null, outcome: ForwardOutcome) => void
+
 export interface Forwarder {
   /**
-   * Streams `req` to the upstream and the answer back to `res`. `authorization` replaces the
-   * inbound `Authorization` header (null = send none); `requestId` is sent upstream and returned to
-   * the client as `X-Request-Id` (the caller must not set that header on `res` itself).
-   *
-   * Resolves when the response is complete, or when the client went away (then the upstream
-   * request is aborted and `clientAborted` is true). Rejects with a {@link GatewayError} when the
-   * upstream fails: if nothing was sent yet (`res.headersSent` false) the caller answers with it;
-   * if the response had already started, the client connection has been cut (a truncated response
-   * must not look complete) and the rejection is only for the log.
+   * Streams `req` to the upstream and the answer back to `res`, then calls `done`. `authorization`
+   * replaces the inbound `Authorization` header (null = send none); `requestId` is sent upstream
+   * and returned to the client as `X-Request-Id` (the caller must not set that header on `res`).
+   * A client that leaves before its response is complete aborts the upstream request.
    */
   forward(
     req: IncomingMessage,
     res: ServerResponse,
     authorization: string | null,
     requestId: string,
-  ): Promise<ForwardOutcome>
+    done: ForwardDone,
+  ): void
   /** One cheap probe for readiness: can a TCP connection to the upstream be opened? */
   isReachable(): Promise<boolean>
   /** Closes the pool once in-flight requests have finished. */
@@ -62,52 +66,111 @@ export interface Forwarder {
 const CLIENT_CLOSED = 499
 
 /**
- * One request in flight: undici's `opaque` (read by the response factory, no closure) and its
- * abort signal (undici accepts an EventEmitter with `aborted` and an `abort` event, which is
- * cheaper than an AbortController). Every field is set in the constructor: one object shape.
+ * One request in flight, and undici's handler for it (`Pool.dispatch`, the layer under
+ * `Pool.stream()`): `stream()` adds an AsyncResource, a Promise, an abort-signal emitter and
+ * `stream.finished()` listeners to every request, about a tenth of a bare proxy's CPU per request.
+ * The upstream's status and headers go to the client at once and `res` takes the body chunks: when
+ * `res` needs draining, `onData` returns false and undici pauses the upstream socket until `drain`
+ * (back-pressure end to end). Every field is set in the constructor: one object shape.
  */
-class Exchange extends EventEmitter {
-  aborted: boolean
+class Exchange {
   readonly res: ServerResponse
   readonly requestId: string
   readonly startedAt: number
+  readonly #forwarder: UndiciForwarder
+  #done: ForwardDone | null
+  /** undici's abort for this request, once it is dispatched to a connection. */
+  #abort: ((err: Error) => void) | null
+  /** undici's resume, registered on `res`'s `drain` the first time `res` needs draining. */
+  #resume: (() => void) | null
+  #draining: boolean
+  /** The client left before the response was complete. */
+  aborted: boolean
   upstreamMs: number
   status: number
+  /** Runs when `res` closes: before it finished, the client left, so the upstream request goes too. */
+  readonly onClose: () => void
 
-  constructor(res: ServerResponse, requestId: string, startedAt: number) {
-    super()
-    this.aborted = false
+  constructor(res: ServerResponse, requestId: string, forwarder: UndiciForwarder, done: ForwardDone) {
     this.res = res
     this.requestId = requestId
-    this.startedAt = startedAt
+    this.startedAt = performance.now()
+    this.#forwarder = forwarder
+    this.#done = done
+    this.#abort = null
+    this.#resume = null
+    this.#draining = false
+    this.aborted = false
     this.upstreamMs = -1
     this.status = 0
+    this.onClose = () => {
+      if (this.res.writableFinished || this.#done === null) return
+      this.aborted = true
+      this.#abort?.(new errors.RequestAbortedError())
+    }
   }
 
-  abort(): void {
-    if (this.aborted) return
+  onConnect(abort: (err: Error) => void): void {
+    // The client may have left while the request waited for a free upstream connection.
+    if (this.aborted) abort(new errors.RequestAbortedError())
+    else this.#abort = abort
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    // 1xx informational answers (100 Continue, 103 Early Hints) are not forwarded.
+    if (statusCode < 200) return true
+    this.upstreamMs = performance.now() - this.startedAt
+    this.status = statusCode
+    this.#resume = resume
+    const res = this.res
+    // Status codes pass exactly (206, 332, 419, ...); Node sends its own reason phrase, `unknown`
+    // for codes it has no name for (clients ignore the phrase, RFC 9112 4).
+    res.writeHead(statusCode, forwardResponseHeaders(rawHeaders, this.requestId))
+    return !res.writableNeedDrain || this.#needDrain()
+  }
+
+  onData(chunk: Buffer): boolean {
+    return this.res.write(chunk) || this.#needDrain()
+  }
+
+  /** Pauses the upstream until `res` drains: undici's resume, registered once per exchange. */
+  #needDrain(): false {
+    if (!this.#draining) {
+      this.#draining = true
+      this.res.on('drain', this.#resume!)
+    }
+    return false
+  }
+
+  onComplete(): void {
+    this.res.end()
+    this.#finish(null)
+  }
+
+  onError(err: Error): void {
+    this.#finish(err)
+  }
+
+  /** Node destroys the request body when the client's connection closes mid-upload. */
+  onBodyError(err: Error): void {
+    if (this.#done === null) return
     this.aborted = true
-    this.emit('abort')
+    if (this.#abort !== null) this.#abort(err)
+    else this.#finish(err)
   }
-}
 
-/**
- * undici's stream factory: the upstream's status and headers go to the client at once, and the
- * client's own response is the writable, so undici pauses the upstream socket whenever `res` needs
- * draining (back-pressure end to end). Status codes pass exactly (206, 332, 419, ...); Node sends its
- * own reason phrase, `unknown` for codes it has no name for (clients ignore the phrase, RFC 9112 4).
- */
-function writeResponseHead(data: Dispatcher.StreamFactoryData<Exchange>): Writable {
-  const exchange = data.opaque
-  exchange.upstreamMs = performance.now() - exchange.startedAt
-  exchange.status = data.statusCode
-  const res = exchange.res
-  // `responseHeaders: 'raw'`: a flat [name, value, ...] list in the upstream's case and order.
-  res.writeHead(
-    data.statusCode,
-    forwardResponseHeaders(data.headers as unknown as string[], exchange.requestId),
-  )
-  return res
+  #finish(err: Error | null): void {
+    const done = this.#done
+    if (done === null) return
+    this.#done = null
+    this.res.off('close', this.onClose)
+    if (err === null) {
+      this.#forwarder.observe(this.upstreamMs)
+      done(null, { status: this.status, upstreamMs: this.upstreamMs, clientAborted: false })
+      return
+    }
+    this.#forwarder.failed(err, this, done)
+  }
 }
 
 /** Origin for the Pool, and the path prefix to put before each request path. */
@@ -173,60 +236,58 @@ class UndiciForwarder implements Forwarder {
           }
   }
 
-  async forward(
+  forward(
     req: IncomingMessage,
     res: ServerResponse,
     authorization: string | null,
     requestId: string,
-  ): Promise<ForwardOutcome> {
-    const exchange = new Exchange(res, requestId, performance.now())
+    done: ForwardDone,
+  ): void {
+    const exchange = new Exchange(res, requestId, this, done)
     const headers: string[] = []
     const hasBody = forwardRequestHeaders(req, headers, authorization, requestId, this.#trust)
     // A client that leaves before its response is complete aborts the upstream request: undici
-    // destroys the upstream socket, so PostgREST sees the connection cut. Once undici streams into
-    // `res` it watches `res` itself; this covers the wait for the upstream's headers.
-    res.once('close', () => {
-      if (!res.writableFinished) exchange.abort()
-    })
-    try {
-      await this.#pool.stream<Exchange>(
-        {
-          path: this.#prefix + targetPath(req.url),
-          method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
-          headers,
-          // The request itself streams as the body: never buffered, Content-Length kept, and
-          // undici pauses reading it while the upstream socket needs draining.
-          body: hasBody ? req : null,
-          opaque: exchange,
-          signal: exchange,
-          responseHeaders: 'raw',
-        },
-        writeResponseHead,
-      )
-    } catch (err) {
-      return this.#failed(err, exchange)
-    }
-    this.#metrics?.upstreamDuration.observe(exchange.upstreamMs / 1000)
-    return { status: exchange.status, upstreamMs: exchange.upstreamMs, clientAborted: false }
+    // destroys the upstream socket, so PostgREST sees the connection cut.
+    res.on('close', exchange.onClose)
+    if (hasBody) req.on('error', (err: Error) => exchange.onBodyError(err))
+    this.#pool.dispatch(
+      {
+        path: this.#prefix + targetPath(req.url),
+        method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
+        headers,
+        // The request itself streams as the body: never buffered, Content-Length kept, and
+        // undici pauses reading it while the upstream socket needs draining.
+        body: hasBody ? req : null,
+      },
+      exchange as Dispatcher.DispatchHandler,
+    )
   }
 
-  #failed(err: unknown, exchange: Exchange): ForwardOutcome {
+  /** Records the time to the upstream's response headers. */
+  observe(upstreamMs: number): void {
+    this.#metrics?.upstreamDuration.observe(upstreamMs / 1000)
+  }
+
+  /** Ends an exchange that failed: a client that left, or an upstream failure to answer or log. */
+  failed(err: Error, exchange: Exchange, done: ForwardDone): void {
     const res = exchange.res
     const started = exchange.upstreamMs >= 0
-    if (started) this.#metrics?.upstreamDuration.observe(exchange.upstreamMs / 1000)
+    if (started) this.observe(exchange.upstreamMs)
     const upstreamMs = started ? exchange.upstreamMs : performance.now() - exchange.startedAt
-    // Once undici streams into `res`, an upstream failure destroys `res` with the upstream's error
-    // and undici reports only "premature close": the error `res` was destroyed with is the cause.
-    const cause: unknown = res.errored ?? err
-    if (isClientAbort(cause)) {
-      return { status: res.headersSent ? res.statusCode : CLIENT_CLOSED, upstreamMs, clientAborted: true }
+    if (exchange.aborted || isClientAbort(err)) {
+      // Nothing more can reach the client; a started response must not look complete.
+      if (res.headersSent && !res.destroyed) res.destroy()
+      const status = res.headersSent ? res.statusCode : CLIENT_CLOSED
+      done(null, { status, upstreamMs, clientAborted: true })
+      return
     }
-    const kind = classifyUpstreamError(cause)
+    const kind = classifyUpstreamError(err)
     if (kind !== 'closed') this.#errors?.[kind].inc()
-    // undici destroys `res` when the upstream fails mid-response; make sure a started response is
-    // never left open, so the client sees a cut connection rather than a hang.
+    // The upstream failed mid-response: cut the client connection, so the client sees a cut
+    // connection rather than a hang or a response that looks complete.
     if (res.headersSent && !res.destroyed) res.destroy()
-    throw translateUpstreamError(cause, kind)
+    const status = res.headersSent ? res.statusCode : 0
+    done(translateUpstreamError(err, kind), { status, upstreamMs, clientAborted: false })
   }
 
   isReachable(): Promise<boolean> {

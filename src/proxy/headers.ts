@@ -149,14 +149,17 @@ export function forwardRequestHeaders(
 /**
  * The upstream's response headers (undici's raw list, original case, repeated `Set-Cookie` kept
  * repeated) minus hop-by-hop fields, plus `X-Request-Id`, ready for `res.writeHead(status, list)`.
- * `Proxy-Status` passes: PostgREST puts its error code there.
+ * `Proxy-Status` passes: PostgREST puts its error code there. Raw bytes are read as latin1, so any
+ * byte of a value goes back out unchanged (what undici's own `responseHeaders: 'raw'` does).
  */
-export function forwardResponseHeaders(raw: readonly string[], requestId: string): string[] {
+export function forwardResponseHeaders(raw: readonly (Buffer | string)[], requestId: string): string[] {
   const out: string[] = []
   let listed: string[] | null = null
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!
-    const value = raw[i + 1]!
+    const rawName = raw[i]!
+    const rawValue = raw[i + 1]!
+    const name = typeof rawName === 'string' ? rawName : rawName.toString('latin1')
+    const value = typeof rawValue === 'string' ? rawValue : rawValue.toString('latin1')
     const lower = name.toLowerCase()
     if (HOP_BY_HOP.has(lower)) {
       if (lower === 'connection' || lower === 'proxy-connection') listed = listedInConnection(value, listed)

@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import {
+  type AccessLine,
+  createAccessLog,
   createLogger,
   flushLogger,
   flushLoggerSync,
@@ -137,5 +139,85 @@ describe('the time of a line', () => {
       logger.info('tick')
     }
     expect(times).toEqual(instants.map((t) => new Date(t).toISOString()))
+  })
+})
+
+describe('createAccessLog', () => {
+  const lines: AccessLine[] = [
+    {
+      reqId: '6f1c4d52-58b5-4a7e-9a57-0e2d8f5b3c11',
+      method: 'GET',
+      path: '/todos',
+      status: 200,
+      durationMs: 1.234,
+      upstreamMs: 0.987,
+      role: 'authenticated',
+      code: null,
+    },
+    {
+      reqId: 'client-"id"\\x',
+      method: 'PATCH',
+      path: '/caf\u00e9/\u00fcber/\u65e5\u672c/"quoted"\\back\u0001\u001f',
+      status: 503,
+      durationMs: 12,
+      upstreamMs: null,
+      role: null,
+      code: 'GW503',
+    },
+    {
+      reqId: 'back\\slash',
+      method: 'M-SEARCH',
+      path: '',
+      status: 499,
+      durationMs: Number.NaN,
+      upstreamMs: Number.POSITIVE_INFINITY,
+      role: 'weird\trole',
+      code: 'PGRST301',
+    },
+    {
+      reqId: 'r2',
+      method: undefined,
+      path: '/',
+      status: 0,
+      durationMs: 0,
+      upstreamMs: 0,
+      role: 'a',
+      code: null,
+    },
+  ]
+
+  it("writes byte for byte what logger.info(line, 'request') writes, escapes and odd numbers included", async () => {
+    vi.useFakeTimers({ toFake: ['Date'], now: new Date('2026-03-04T05:06:07.089Z') })
+    try {
+      const logger = createLogger(INFO, fd)
+      const access = createAccessLog(logger)
+      for (const line of lines) {
+        access(line)
+        logger.info(line, 'request')
+      }
+      await flushLogger(logger)
+    } finally {
+      vi.useRealTimers()
+    }
+    const out = readFileSync(file, 'utf8').split('\n')
+    expect(out).toHaveLength(lines.length * 2 + 1)
+    for (let i = 0; i < lines.length; i++) expect(out[2 * i]).toBe(out[2 * i + 1])
+    expect(out[0]).toBe(
+      '{"level":30,"time":"2026-03-04T05:06:07.089Z","service":"postgrest-gateway",' +
+        '"reqId":"6f1c4d52-58b5-4a7e-9a57-0e2d8f5b3c11","method":"GET","path":"/todos","status":200,' +
+        '"durationMs":1.234,"upstreamMs":0.987,"role":"authenticated","code":null,"msg":"request"}',
+    )
+  })
+
+  it('writes nothing below the info level, and follows a level change', async () => {
+    const logger = createLogger({ level: 'warn', pretty: false }, fd)
+    const access = createAccessLog(logger)
+    access(lines[0]!)
+    await flushLogger(logger)
+    expect(readFileSync(file, 'utf8')).toBe('')
+    logger.level = 'info'
+    access(lines[0]!)
+    await flushLogger(logger)
+    expect(written()).toEqual([{ reqId: lines[0]!.reqId, msg: 'request' }])
   })
 })

@@ -95,17 +95,14 @@ async function startGateway(
   const server = createServer((req, res) => {
     const inbound = req.headers['x-request-id']
     const requestId = typeof inbound === 'string' ? inbound : randomUUID()
-    forwarder.forward(req, res, authorization, requestId).then(
-      (outcome) => {
-        outcomes.push(outcome)
-        settle()
-      },
-      (err: unknown) => {
-        failures.push(err)
-        sendError(res, err as GatewayError)
-        settle()
-      },
-    )
+    forwarder.forward(req, res, authorization, requestId, (failure, outcome) => {
+      if (failure === null) outcomes.push(outcome)
+      else {
+        failures.push(failure)
+        sendError(res, failure)
+      }
+      settle()
+    })
   })
   const port = await listen(server)
   return {
