@@ -79,12 +79,12 @@ describe('createLogger, buffered file descriptor', () => {
 
   it('writes without a flush once the buffer passes its size, and loses nothing under a burst', async () => {
     const logger = createLogger(INFO, fd)
-    // Each line is over 100 bytes: 200 lines are several buffers' worth, and the first periodic
+    // Each line is over 100 bytes: 2,000 lines are several buffers' worth, and the first periodic
     // flush is LOG_FLUSH_INTERVAL_MS away, so a write within 100 ms comes from the size alone.
-    for (let i = 0; i < 200; i++) logger.info({ reqId: `r${i}` }, 'request')
+    for (let i = 0; i < 2000; i++) logger.info({ reqId: `r${i}` }, 'request')
     await until(() => readFileSync(file, 'utf8').length >= LOG_BUFFER_BYTES, 100)
     await flushLogger(logger)
-    expect(written()).toEqual(access(200))
+    expect(written()).toEqual(access(2000))
   })
 
   it('lines below the level cost no write', async () => {
@@ -184,6 +184,38 @@ describe('createAccessLog', () => {
       role: 'a',
       code: null,
     },
+    // Millisecond figures as the pipeline rounds them (3 decimals), and a few it never produces.
+    ...[
+      0.001,
+      0.01,
+      0.05,
+      0.1,
+      0.12,
+      0.5,
+      1,
+      1.2,
+      1.05,
+      12.345,
+      99.999,
+      100,
+      1000.001,
+      123456.789,
+      4294967.296,
+      -1.5,
+      1e-7,
+      2 ** 60,
+      0.1 + 0.2,
+      ...Array.from({ length: 200 }, (_, i) => Math.round(((i * 7919) % 100_003) * 1.37) / 1000),
+    ].map((ms, i) => ({
+      reqId: `ms${i}`,
+      method: 'GET',
+      path: '/',
+      status: 200,
+      durationMs: ms,
+      upstreamMs: ms / 2,
+      role: null,
+      code: null,
+    })),
   ]
 
   it("writes byte for byte what logger.info(line, 'request') writes, escapes and odd numbers included", async () => {
