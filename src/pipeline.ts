@@ -139,12 +139,13 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   const hasKeys = options.hasKeys
 
   // Bind every label child once: no label lookups per request.
-  const requestCounters = new Map<string, CounterChild>()
+  const requestCounters = new Map<MethodLabel, readonly CounterChild[]>()
+  const durations = new Map<MethodLabel, HistogramChild>()
   for (const m of ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'OTHER'] as const) {
-    for (const c of STATUS_CLASSES) requestCounters.set(m + c, metrics.requests.labels(m, c))
-  }
-  const durations = new Map<string, HistogramChild>()
-  for (const m of ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'OTHER'] as const) {
+    requestCounters.set(
+      m,
+      STATUS_CLASSES.map((c) => metrics.requests.labels(m, c)),
+    )
     durations.set(m, metrics.requestDuration.labels(m))
   }
   // gateway_requests_in_flight is read from this count at scrape time (gateway.ts), not updated here.
@@ -220,9 +221,10 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     inFlight--
     const status = ctx.status !== 0 ? ctx.status : res.statusCode
     const seconds = (performance.now() - ctx.start) / 1000
-    const cls = status >= 100 && status < 600 ? STATUS_CLASSES[Math.floor(status / 100) - 1] : '5xx'
-    requestCounters.get(ctx.method + cls)?.inc()
-    durations.get(ctx.method)?.observe(seconds)
+    // Index into STATUS_CLASSES: 1xx..5xx, anything else counts as 5xx.
+    const cls = status >= 100 && status < 600 ? Math.floor(status / 100) - 1 : 4
+    requestCounters.get(ctx.method)![cls]!.inc()
+    durations.get(ctx.method)!.observe(seconds)
   }
 
   function forward(

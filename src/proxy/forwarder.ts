@@ -68,7 +68,8 @@ const CLIENT_CLOSED = 499
 /**
  * One request in flight, and undici's handler for it (`Pool.dispatch`, the layer under
  * `Pool.stream()`): `stream()` adds an AsyncResource, a Promise, an abort-signal emitter and
- * `stream.finished()` listeners to every request, about a tenth of a bare proxy's CPU per request.
+ * `stream.finished()` listeners to every request (a bare proxy on `dispatch` measured about 2 us of
+ * CPU per request below the same proxy on `stream()`, 33 us).
  * The upstream's status and headers go to the client at once and `res` takes the body chunks: when
  * `res` needs draining, `onData` returns false and undici pauses the upstream socket until `drain`
  * (back-pressure end to end). Every field is set in the constructor: one object shape.
@@ -162,8 +163,9 @@ class Exchange {
   #finish(err: Error | null): void {
     const done = this.#done
     if (done === null) return
+    // The `close` listener stays: it does nothing once the exchange is done, and `res` is this
+    // request's alone.
     this.#done = null
-    this.res.off('close', this.onClose)
     if (err === null) {
       this.#forwarder.observe(this.upstreamMs)
       done(null, { status: this.status, upstreamMs: this.upstreamMs, clientAborted: false })
