@@ -1,5 +1,4 @@
 // The one place that orders the stages: bearer -> verify -> freshen -> hook -> role -> mint -> forward.
-import { randomUUID } from 'node:crypto'
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
 import { extractBearer } from './auth/bearer.js'
@@ -9,6 +8,7 @@ import type { Minter } from './mint/minter.js'
 import type { CounterChild, HistogramChild } from './observability/fast-metrics.js'
 import { type AccessLog, createAccessLog } from './observability/logger.js'
 import { type MethodLabel, type Metrics, methodLabel, type StatusClass } from './observability/metrics.js'
+import { createRequestIds, isAcceptableRequestId } from './request-id.js'
 import type { CurrentUser, RoleMapper } from './role/map-role.js'
 
 /** The claims stage as the pipeline sees it (implemented in claims/). */
@@ -76,16 +76,11 @@ export interface Pipeline {
 }
 
 const STATUS_CLASSES: readonly StatusClass[] = ['1xx', '2xx', '3xx', '4xx', '5xx']
-const MAX_REQUEST_ID_LENGTH = 200
-// Visible ASCII only: the id is echoed in a response header and written to logs.
-const REQUEST_ID = /^[\x21-\x7e]+$/
+const nextRequestId = createRequestIds()
 
 function requestIdOf(req: IncomingMessage): string {
   const inbound = req.headers['x-request-id']
-  if (typeof inbound === 'string' && inbound.length <= MAX_REQUEST_ID_LENGTH && REQUEST_ID.test(inbound)) {
-    return inbound
-  }
-  return randomUUID()
+  return typeof inbound === 'string' && isAcceptableRequestId(inbound) ? inbound : nextRequestId()
 }
 
 function pathOf(url: string | undefined): string {
