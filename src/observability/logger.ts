@@ -52,6 +52,8 @@ function isoTime(): string {
  */
 export const LOG_BUFFER_BYTES = 65536
 export const LOG_FLUSH_INTERVAL_MS = 250
+/** Lines joined and encoded together while they are young (see BufferedDestination #lines). */
+const LINES_PER_GROUP = 32
 /**
  * Lines beyond this many buffered characters (a stdout that does not keep up) are dropped and
  * counted instead of growing the heap without limit; see {@link LogDestination.dropped}.
@@ -93,8 +95,17 @@ class BufferedDestination implements LogDestination {
   readonly #bufferBytes: number
   readonly #intervalMs: number
   readonly #maxBuffered: number
+  /**
+   * The newest lines, as strings; every {@link LINES_PER_GROUP} of them are joined and encoded into
+   * one Buffer in #sealed. An access line is a tree of string pieces until something flattens it:
+   * held as strings until a 64 KiB write, the trees outlived two scavenges and were promoted to the
+   * old generation (about a kilobyte per request); sealed early, they die young.
+   */
   #lines: string[] = []
-  /** Characters in #lines (UTF-16 units: bytes for the ASCII of JSON lines, near enough for a threshold). */
+  #sealed: Buffer[] = []
+  /** Lines buffered, in #lines and #sealed. */
+  #count = 0
+  /** Characters buffered (UTF-16 units: bytes for the ASCII of JSON lines, near enough for a threshold). */
   #buffered = 0
   /** The chunk being written asynchronously, and how much of it is confirmed. */
   #chunk: Buffer | null = null
@@ -112,7 +123,7 @@ class BufferedDestination implements LogDestination {
   readonly #retry = (): void => this.#writeChunk()
   readonly #tick = (): void => {
     this.#timer = null
-    if (this.#lines.length === 0) return
+    if (this.#count === 0) return
     this.#flushWanted = true
     if (this.#chunk === null) this.#start()
   }
@@ -135,7 +146,9 @@ class BufferedDestination implements LogDestination {
       return true
     }
     this.#lines.push(line)
+    this.#count++
     this.#buffered += line.length
+    if (this.#lines.length >= LINES_PER_GROUP) this.#seal()
     if (this.#chunk === null) {
       if (this.#buffered >= this.#bufferBytes) this.#start()
       else if (this.#timer === null) this.#timer = setTimeout(this.#tick, this.#intervalMs).unref()
@@ -144,7 +157,7 @@ class BufferedDestination implements LogDestination {
   }
 
   flush(): Promise<void> {
-    if (this.#chunk === null && this.#lines.length === 0) return Promise.resolve()
+    if (this.#chunk === null && this.#count === 0) return Promise.resolve()
     this.#flushWanted = true
     return new Promise((resolve) => {
       this.#waiters.push(resolve)
@@ -154,8 +167,8 @@ class BufferedDestination implements LogDestination {
 
   flushSync(): void {
     this.#report()
-    if (this.#lines.length === 0) return
-    const data = Buffer.from(this.#take(), 'utf8')
+    if (this.#count === 0) return
+    const data = this.#take()
     let offset = 0
     let stalls = 0
     while (offset < data.length) {
@@ -169,10 +182,19 @@ class BufferedDestination implements LogDestination {
     }
   }
 
-  /** Moves every buffered line into one string. */
-  #take(): string {
-    const data = this.#lines.length === 1 ? this.#lines[0]! : this.#lines.join('')
+  /** Encodes the open group of lines into one Buffer. */
+  #seal(): void {
+    if (this.#lines.length === 0) return
+    this.#sealed.push(Buffer.from(this.#lines.join(''), 'utf8'))
     this.#lines = []
+  }
+
+  /** Moves every buffered line into one Buffer. */
+  #take(): Buffer {
+    this.#seal()
+    const data = this.#sealed.length === 1 ? this.#sealed[0]! : Buffer.concat(this.#sealed)
+    this.#sealed = []
+    this.#count = 0
     this.#buffered = 0
     return data
   }
@@ -183,8 +205,8 @@ class BufferedDestination implements LogDestination {
       clearTimeout(this.#timer)
       this.#timer = null
     }
-    this.#chunkLines = this.#lines.length
-    this.#chunk = Buffer.from(this.#take(), 'utf8')
+    this.#chunkLines = this.#count
+    this.#chunk = this.#take()
     this.#offset = 0
     this.#writeChunk()
   }
@@ -211,14 +233,14 @@ class BufferedDestination implements LogDestination {
       }
     }
     this.#chunk = null
-    if (this.#lines.length > 0 && (this.#flushWanted || this.#buffered >= this.#bufferBytes)) {
+    if (this.#count > 0 && (this.#flushWanted || this.#buffered >= this.#bufferBytes)) {
       this.#start()
       return
     }
-    if (this.#lines.length > 0 && this.#timer === null) {
+    if (this.#count > 0 && this.#timer === null) {
       this.#timer = setTimeout(this.#tick, this.#intervalMs).unref()
     }
-    if (this.#lines.length === 0) {
+    if (this.#count === 0) {
       this.#flushWanted = false
       const waiters = this.#waiters
       this.#waiters = []
@@ -232,6 +254,7 @@ class BufferedDestination implements LogDestination {
     const line = `{"level":40${isoTime()},"service":"postgrest-gateway","dropped":${this.#unreported},"msg":"log lines dropped: stdout did not keep up"}\n`
     this.#unreported = 0
     this.#lines.push(line)
+    this.#count++
     this.#buffered += line.length
   }
 }
