@@ -25,6 +25,11 @@ export interface VerifiedToken {
   readonly role: string | null
   readonly kid: string | null
   readonly alg: string
+  /**
+   * The mint stage's reuse slot (mint/minter.ts), kept on the token so that a cached token needs
+   * no side table: opaque to every other stage, and dropped with the token.
+   */
+  minted?: unknown
 }
 
 /** The verify stage: returns synchronously on a cache hit, so the hot path never awaits. */

@@ -1,7 +1,9 @@
 // Verify: token string -> VerifiedToken (signature, algorithm, exp/nbf/iat/aud/iss), behind a cache of verified tokens.
-import { createHmac, verify as cryptoVerify, timingSafeEqual } from 'node:crypto'
+import { isAscii } from 'node:buffer'
+import { verify as cryptoVerify, timingSafeEqual } from 'node:crypto'
 import { type ErrorKind, GatewayError } from '../errors/index.js'
 import { type Metrics, VERIFY_OUTCOMES, type VerifyOutcome } from '../observability/metrics.js'
+import { Hmac, type HmacHash } from './hmac.js'
 import { isJwsAlg, type JwsAlg, type KeySource, type VerifyKey } from './key-set.js'
 import type { Claims, VerifiedToken, Verifier } from './types.js'
 
@@ -99,6 +101,24 @@ function ownClaims(parsed: Record<string, unknown>): Claims {
   return Object.setPrototypeOf(parsed, null) as Claims
 }
 
+/**
+ * Role claims repeat across users ('authenticated', 'anon', ...): one string each instead of a
+ * copy per cached token. Bounded, so tokens with made-up roles cannot grow it.
+ */
+const ROLES = new Map<string, string>()
+const ROLES_ENTRIES = 64
+
+function internRole(role: string): string {
+  const known = ROLES.get(role)
+  if (known !== undefined) return known
+  if (ROLES.size < ROLES_ENTRIES) ROLES.set(role, role)
+  return role
+}
+
+/**
+ * A verified token as cached: the token string (a hit compares all of it), the time claims, and
+ * the few claims every request reads. Kept small: one cached token per user, 100k users.
+ */
 class Verified implements VerifiedToken {
   readonly token: string
   readonly exp: number | null
@@ -107,23 +127,21 @@ class Verified implements VerifiedToken {
   readonly sub: string | null
   readonly sessionId: string | null
   readonly role: string | null
-  readonly kid: string | null
-  readonly alg: string
-  /** Cache bookkeeping. */
-  readonly hash: number
+  /** The parsed JOSE header, shared by every token with the same header text (kid, alg). */
+  readonly #header: Header
+  /** The mint stage's reuse slot (mint/minter.ts). */
+  minted: unknown = undefined
 
   constructor(
     token: string,
-    hash: number,
+    header: Header,
     claims: Claims,
     exp: number | null,
     nbf: number | null,
     iat: number | null,
-    kid: string | null,
-    alg: string,
   ) {
     this.token = token
-    this.hash = hash
+    this.#header = header
     this.exp = exp
     this.nbf = nbf
     this.iat = iat
@@ -132,32 +150,45 @@ class Verified implements VerifiedToken {
     const sessionId = claims['session_id']
     this.sessionId = typeof sessionId === 'string' ? sessionId : null
     const role = claims['role']
-    this.role = typeof role === 'string' && role.length > 0 ? role : null
-    this.kid = kid
-    this.alg = alg
+    this.role = typeof role === 'string' && role.length > 0 ? internRole(role) : null
+  }
+
+  get kid(): string | null {
+    return this.#header.kid
+  }
+
+  get alg(): string {
+    return this.#header.alg
   }
 
   /**
-   * Parsed again from the token on each read (it verified once, so it parses): keeping ~600 bytes
-   * of objects per cached token would cost more memory than the token itself, and only the cold
-   * paths read the claims (minting anew, the hook's input, role mapping on a new claims version).
+   * Parsed again from the token on each read (it verified once, so it parses): keeping ~600 bytes of objects per cached token would cost more memory than the
+   * token itself, and only the cold paths read the claims (minting anew, the hook's input, role
+   * mapping on a new claims version).
    */
   get claims(): Readonly<Claims> {
     const token = this.token
     const first = token.indexOf('.')
-    const payload = token.slice(first + 1, token.indexOf('.', first + 1))
-    return ownClaims(JSON.parse(UTF8.decode(Buffer.from(payload, 'base64url'))) as Record<string, unknown>)
+    return ownClaims(
+      JSON.parse(
+        decodeText(Buffer.from(token.slice(first + 1, token.indexOf('.', first + 1)), 'base64url')),
+      ) as Record<string, unknown>,
+    )
   }
+}
+
+/** UTF-8 text of a payload; ASCII (the usual case) takes the cheaper latin1 path. Throws on invalid UTF-8. */
+function decodeText(bytes: Buffer): string {
+  return isAscii(bytes) ? bytes.toString('latin1') : UTF8.decode(bytes)
 }
 
 /** A token whose header checked out, waiting for its keys (sync for static sets, async for remote). */
 interface Pending {
   readonly token: string
   readonly hash: number
-  readonly alg: JwsAlg
-  readonly kid: string | null
-  readonly signingInput: string
-  readonly signature: Buffer
+  readonly header: Header
+  /** Index of the second '.': the signing input is `token[0, second)`, the signature follows it. */
+  readonly second: number
   readonly payload: Buffer
 }
 
@@ -233,22 +264,79 @@ function fail(kind: ErrorKind, reason?: string): never {
   throw new GatewayError(kind, reason === undefined ? {} : { reason })
 }
 
-function signatureValid(key: VerifyKey, alg: JwsAlg, signingInput: string, signature: Buffer): boolean {
+/** RFC 7515 2: the base64url alphabet. */
+const BASE64URL_CHAR = new Uint8Array(128)
+for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_')
+  BASE64URL_CHAR[c.charCodeAt(0)] = 1
+
+/**
+ * `decodeBase64Url(text.slice(start, end)) !== null` without decoding: every character in the
+ * URL alphabet (Node's decoder would skip any other and so shorten the output) and a length that
+ * some byte string encodes to.
+ */
+function isBase64UrlRange(text: string, start: number, end: number): boolean {
+  if ((end - start) % 4 === 1) return false
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i)
+    if (c > 127 || BASE64URL_CHAR[c] === 0) return false
+  }
+  return true
+}
+
+/**
+ * `expected === text.slice(start)` in time that depends only on the lengths (public): the
+ * expected MAC must not leak through how soon a comparison stops.
+ */
+function sameTextConstantTime(expected: string, text: string, start: number): boolean {
+  const length = expected.length
+  if (text.length - start !== length) return false
+  let diff = 0
+  for (let i = 0; i < length; i++) diff |= expected.charCodeAt(i) ^ text.charCodeAt(start + i)
+  return diff === 0
+}
+
+/** One prepared HMAC per (key, hash): keys are imported once, so this stays as small as the key set. */
+const HMACS: { readonly [H in HmacHash]: WeakMap<VerifyKey, Hmac> } = {
+  sha256: new WeakMap(),
+  sha384: new WeakMap(),
+  sha512: new WeakMap(),
+}
+
+function hmacFor(key: VerifyKey, hashName: HmacHash): Hmac {
+  const prepared = HMACS[hashName]
+  let hmac = prepared.get(key)
+  if (hmac === undefined) {
+    hmac = new Hmac(hashName, key.key.export())
+    prepared.set(key, hmac)
+  }
+  return hmac
+}
+
+/** Whether `token[second + 1 ..]` signs `token[0, second)` under `key`. */
+function signatureValid(key: VerifyKey, alg: JwsAlg, token: string, second: number): boolean {
   try {
+    if (key.kind === 'hmac') {
+      // The MAC is compared in its base64url text with the token's signature part: no decoding.
+      const mac = hmacFor(key, HMAC_HASH[alg] as HmacHash).latin1(token, second, 'base64url')
+      if (sameTextConstantTime(mac, token, second + 1)) return true
+      // A signature whose last character carries non-zero unused bits decodes to the same bytes
+      // (RFC 4648 3.5): compare bytes, as jose-jwt does, before calling it wrong.
+      const signature = Buffer.from(token.slice(second + 1), 'base64url')
+      const expected = Buffer.from(mac, 'base64url')
+      return expected.length === signature.length && timingSafeEqual(expected, signature)
+    }
+    const input = Buffer.from(token.slice(0, second), 'latin1')
+    const signature = Buffer.from(token.slice(second + 1), 'base64url')
     switch (key.kind) {
-      case 'hmac': {
-        const mac = createHmac(HMAC_HASH[alg]!, key.key).update(signingInput, 'latin1').digest()
-        return mac.length === signature.length && timingSafeEqual(mac, signature)
-      }
       case 'rsa':
-        return cryptoVerify(HMAC_HASH[alg], Buffer.from(signingInput, 'latin1'), key.key, signature)
+        return cryptoVerify(HMAC_HASH[alg], input, key.key, signature)
       case 'ec': {
         const fit = EC_CURVE[alg]
         if (fit === undefined || key.curve !== fit[0] || signature.length !== fit[1]) return false
-        return cryptoVerify(HMAC_HASH[alg], Buffer.from(signingInput, 'latin1'), key.ecdsa!, signature)
+        return cryptoVerify(HMAC_HASH[alg], input, key.ecdsa!, signature)
       }
       case 'okp':
-        return cryptoVerify(null, Buffer.from(signingInput, 'latin1'), key.key, signature)
+        return cryptoVerify(null, input, key.key, signature)
     }
   } catch {
     // Malformed signature for the key (e.g. wrong length for RSA): jose-jwt's decode gives Nothing.
@@ -331,7 +419,7 @@ class TokenVerifier implements Verifier {
     let entry = this.#young.get(hash)
     if (entry === undefined || entry.token !== token) {
       entry = this.#old.get(hash)
-      if (entry !== undefined && entry.token === token) this.#promote(entry)
+      if (entry !== undefined && entry.token === token) this.#promote(entry, hash)
       else entry = undefined
     }
     if (entry !== undefined) {
@@ -351,19 +439,19 @@ class TokenVerifier implements Verifier {
     return this.#cold(token, hash)
   }
 
-  #promote(entry: Verified): void {
-    this.#old.delete(entry.hash)
-    this.#store(entry)
+  #promote(entry: Verified, hash: number): void {
+    this.#old.delete(hash)
+    this.#store(entry, hash)
   }
 
   /** Generational eviction: when the young Map is full it becomes the old one and the old is dropped. */
-  #store(entry: Verified): void {
+  #store(entry: Verified, hash: number): void {
     if (this.#generation === 0) return
     if (this.#young.size >= this.#generation) {
       this.#old = this.#young
       this.#young = new Map()
     }
-    this.#young.set(entry.hash, entry)
+    this.#young.set(hash, entry)
   }
 
   #hitRejected(entry: Verified, now: number): never {
@@ -372,7 +460,8 @@ class TokenVerifier implements Verifier {
     if (entry.exp !== null && now - skew > entry.exp) {
       // Expired for good: drop it so it does not outlive its token.
       kind = 'JwtExpired'
-      if (this.#young.get(entry.hash) === entry) this.#young.delete(entry.hash)
+      const hash = tokenHash(entry.token)
+      if (this.#young.get(hash) === entry) this.#young.delete(hash)
     } else if (entry.nbf !== null && now + skew < entry.nbf) kind = 'JwtNotYetValid'
     else kind = 'JwtIssuedAtFuture'
     this.#pendingHits++
@@ -400,7 +489,7 @@ class TokenVerifier implements Verifier {
     let candidates: readonly VerifyKey[] | Promise<readonly VerifyKey[]>
     try {
       pending = this.#parse(token, hash)
-      candidates = this.#keys!.candidates(pending.alg, pending.kid)
+      candidates = this.#keys!.candidates(pending.header.alg, pending.header.kid)
     } catch (err) {
       return this.#failed(err)
     }
@@ -442,17 +531,8 @@ class TokenVerifier implements Verifier {
     }
     const payload = decodeBase64Url(payloadB64)
     if (payload === null) fail('JwtCrypto', 'payload is not base64url')
-    const signature = decodeBase64Url(token.slice(second + 1))
-    if (signature === null) fail('JwtCrypto', 'signature is not base64url')
-    return {
-      token,
-      hash,
-      alg: header.alg,
-      kid: header.kid,
-      signingInput: token.slice(0, second),
-      signature,
-      payload,
-    }
+    if (!isBase64UrlRange(token, second + 1, token.length)) fail('JwtCrypto', 'signature is not base64url')
+    return { token, hash, header, second, payload }
   }
 
   #finish(pending: Pending, candidates: readonly VerifyKey[]): VerifiedToken {
@@ -468,7 +548,7 @@ class TokenVerifier implements Verifier {
     if (candidates.length === 0) fail('JwtNoSuitableKey')
     let valid = false
     for (let i = 0; i < candidates.length && !valid; i++) {
-      valid = signatureValid(candidates[i]!, pending.alg, pending.signingInput, pending.signature)
+      valid = signatureValid(candidates[i]!, pending.header.alg, pending.token, pending.second)
     }
     // jose-jwt: KeyError "None of the keys was able to decode the JWT".
     if (!valid) fail('JwtBadSignature')
@@ -476,7 +556,7 @@ class TokenVerifier implements Verifier {
     // PostgREST `decodeClaims`: the payload must decode to a JSON object, else ParsingClaimsFailed.
     let parsed: unknown
     try {
-      parsed = JSON.parse(UTF8.decode(pending.payload))
+      parsed = JSON.parse(decodeText(pending.payload))
     } catch {
       fail('JwtClaimsParse')
     }
@@ -510,17 +590,8 @@ class TokenVerifier implements Verifier {
     }
     if (this.#iss !== null && claims['iss'] !== this.#iss) fail('JwtIssuerMismatch')
 
-    const verified = new Verified(
-      pending.token,
-      pending.hash,
-      claims,
-      exp,
-      nbf,
-      iat,
-      pending.kid,
-      pending.alg,
-    )
-    this.#store(verified)
+    const verified = new Verified(pending.token, pending.header, claims, exp, nbf, iat)
+    this.#store(verified, pending.hash)
     this.#count('ok')
     return verified
   }

@@ -17,6 +17,9 @@ export interface SessionRow {
   readonly notAfter: number
 }
 
+/** A session without `not_after` (the usual case): one shared row instead of one per cached session. */
+const OPEN_SESSION: SessionRow = Object.freeze({ notAfter: Number.POSITIVE_INFINITY })
+
 export interface Lookup {
   /** User queries sent to the database (ids that cannot match are answered without one). */
   readonly userQueries: number
@@ -101,10 +104,12 @@ export function createLookup(db: DbConfig & { readonly url: string }): Lookup {
       return row === null ? null : toUserRow(row)
     },
     async session(id) {
-      if (sessionQuery === null) return { notAfter: Number.POSITIVE_INFINITY }
+      if (sessionQuery === null) return OPEN_SESSION
       if (sessionCheckUuid && !UUID.test(id)) return null
       const row = await first(sessionQuery, id)
-      return row === null ? null : { notAfter: toMs(row['not_after']) ?? Number.POSITIVE_INFINITY }
+      if (row === null) return null
+      const notAfter = toMs(row['not_after'])
+      return notAfter === null ? OPEN_SESSION : { notAfter }
     },
     async warm() {
       try {

@@ -66,6 +66,8 @@ class UserRecord {
 
 const NO_SESSION: SessionRow = Object.freeze({ notAfter: Number.NEGATIVE_INFINITY })
 const EMPTY: Readonly<Record<string, unknown>> = Object.freeze({})
+/** Distinct app_metadata contents (and roles) kept for sharing between users. */
+const SHARED_ENTRIES = 1024
 
 /**
  * Creates the freshen stage. With `db.url` null there is no database: claims come from the token.
@@ -101,6 +103,8 @@ class PgClaimsStore implements ClaimsStore {
   readonly #invalidateListeners: Array<(userId: string | null) => void> = []
   readonly #metrics: Metrics | undefined
   #version = 0
+  readonly #appMetadata = new Map<string, Readonly<Record<string, unknown>>>()
+  readonly #roles = new Map<string, string>()
   // Cache hits are tallied in a plain integer and added to the counter at scrape time and once a
   // second (a bound prom-client child's inc() per hit was a share of every cached request).
   #pendingHits = 0
@@ -284,8 +288,33 @@ class PgClaimsStore implements ClaimsStore {
       previous.fingerprint === fingerprint &&
       `${previous.claims.role ?? ''}\u0000${JSON.stringify(previous.claims.appMetadata)}` === content
         ? previous.claims
-        : new Claims(id, row.appMetadata, row.role, ++this.#version, 'database')
+        : new Claims(
+            id,
+            this.#shared(content, row),
+            row.role === null ? null : this.#sharedRole(row.role),
+            ++this.#version,
+            'database',
+          )
     return new UserRecord(claims, null, row.bannedUntil, fingerprint)
+  }
+
+  /**
+   * Most users carry the same app_metadata (`{"provider":"email","providers":["email"]}`) and role:
+   * equal content is kept once (the objects are deep-frozen, so sharing them is safe), which halves
+   * a cached user's size. Bounded: distinct contents beyond it are simply not shared.
+   */
+  #shared(content: string, row: UserRow): Readonly<Record<string, unknown>> {
+    const known = this.#appMetadata.get(content)
+    if (known !== undefined) return known
+    if (this.#appMetadata.size < SHARED_ENTRIES) this.#appMetadata.set(content, row.appMetadata)
+    return row.appMetadata
+  }
+
+  #sharedRole(role: string): string {
+    const known = this.#roles.get(role)
+    if (known !== undefined) return known
+    if (this.#roles.size < SHARED_ENTRIES) this.#roles.set(role, role)
+    return role
   }
 
   async #loadSession(id: string): Promise<SessionRow> {
@@ -368,9 +397,9 @@ function errorCode(err: unknown): unknown {
   return (cause as { code?: unknown } | undefined)?.code ?? (err as { code?: unknown } | null)?.code
 }
 
-/** 32-bit FNV-1a of a string. */
+/** 30-bit FNV-1a of a string (a small integer: stored in the record without a boxed number). */
 function fnv1a(text: string): number {
   let hash = 0x811c9dc5 | 0
   for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193)
-  return hash >>> 0
+  return hash & 0x3fffffff
 }

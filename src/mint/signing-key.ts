@@ -9,6 +9,7 @@ import {
   sign,
 } from 'node:crypto'
 import { calculateJwkThumbprint, type JWK } from 'jose'
+import { Hmac } from '../auth/hmac.js'
 
 export type MintAlgorithm = 'HS256' | 'ES256' | 'ES384' | 'ES512' | 'RS256' | 'RS384' | 'RS512' | 'EdDSA'
 
@@ -17,6 +18,8 @@ export interface SigningKey {
   readonly kid: string | null
   /** The signature of `input`, base64url-encoded. */
   sign(input: string): string
+  /** HS256 keys: the same MAC prepared once, for signing bytes without a string or an Hmac object. */
+  readonly hmac: Hmac | null
   /** The public half as a JWK (asymmetric keys only), for PostgREST's jwt-secret. */
   readonly publicJwk: JWK | null
 }
@@ -52,6 +55,7 @@ export async function importSigningKey(
     alg: 'HS256',
     kid: options.kid,
     publicJwk: null,
+    hmac: new Hmac('sha256', bytes),
     sign(input) {
       return createHmac('sha256', key).update(input).digest('base64url')
     },
@@ -103,6 +107,7 @@ async function importPrivateJwk(text: string, configuredKid: string | null): Pro
     alg,
     kid,
     publicJwk,
+    hmac: null,
     sign(input) {
       return sign(hash, Buffer.from(input), keyInput).toString('base64url')
     },

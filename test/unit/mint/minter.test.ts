@@ -1,6 +1,8 @@
-import { generateKeyPairSync } from 'node:crypto'
+import { createHmac, generateKeyPairSync } from 'node:crypto'
+import fc from 'fast-check'
 import { decodeProtectedHeader, importJWK, jwtVerify } from 'jose'
 import { describe, expect, it } from 'vitest'
+import { Hmac } from '../../../src/auth/hmac.js'
 import type { VerifiedToken } from '../../../src/auth/types.js'
 import type { MintConfig } from '../../../src/config/types.js'
 import { createMinter, importSigningKey } from '../../../src/mint/index.js'
@@ -188,5 +190,113 @@ describe('minter', () => {
     ).rejects.toThrow(
       'GATEWAY_UPSTREAM_JWT_SECRET (upstream.jwtSecret) must be a private JWK (it has no "d")',
     )
+  })
+
+  describe('payload bytes', () => {
+    /** The payload text of a minted token, exactly as signed. */
+    const payloadText = (authorization: string) =>
+      Buffer.from(authorization.slice(7).split('.')[1]!, 'base64url').toString('utf8')
+
+    const claimName = fc.oneof(
+      fc.constantFrom(
+        'sub',
+        'role',
+        'exp',
+        'app_metadata',
+        'iat',
+        'email',
+        '__proto__',
+        '0',
+        '17',
+        'x y',
+        'é',
+      ),
+      fc.string({ maxLength: 6 }),
+    )
+    const claimValue = fc.jsonValue({ maxDepth: 2 })
+    const claimsArb = fc
+      .dictionary(claimName, claimValue, { maxKeys: 12 })
+      .map((d) => JSON.parse(JSON.stringify(d)))
+    const appMetadata = fc.dictionary(fc.string({ maxLength: 5 }), fc.jsonValue({ maxDepth: 2 }), {
+      maxKeys: 4,
+    })
+
+    it('is JSON.stringify of claimsFor, byte for byte: claim order, integer keys, __proto__, unicode, claim lists', async () => {
+      const key = await importSigningKey(SECRET, { isBase64: false, kid: null })
+      fc.assert(
+        fc.property(
+          claimsArb,
+          fc.option(appMetadata, { nil: null }),
+          fc.string({ minLength: 1, maxLength: 8 }),
+          fc.option(fc.constantFrom(['sub', 'app_metadata'], ['email'], []), { nil: null }),
+          fc.boolean(),
+          (claims, app, role, claimsAllowed, asHook) => {
+            const minter = createMinter({ key, mint: mintConfig({ claimsAllowed }), now: () => NOW })
+            const t = verified({ ...claims, exp: NOW + 600 })
+            const user = app === null ? null : { appMetadata: app, role: null }
+            const hook = asHook ? claims : null
+            const auth = minter.authorization(t, user, role, hook)
+            expect(payloadText(auth)).toBe(JSON.stringify(minter.claimsFor(t, user, role, hook)))
+          },
+        ),
+        { numRuns: 300 },
+      )
+    })
+
+    it('signs again for a new user record with the same bytes a fresh minter would give', async () => {
+      const key = await importSigningKey(SECRET, { isBase64: false, kid: null })
+      fc.assert(
+        fc.property(
+          claimsArb,
+          appMetadata,
+          appMetadata,
+          fc.string({ maxLength: 8 }),
+          (claims, a, b, role) => {
+            const minter = createMinter({ key, mint: mintConfig(), now: () => NOW })
+            const t = verified({ ...claims, exp: NOW + 600 })
+            minter.authorization(t, { appMetadata: a, role: null }, 'first', null)
+            const second = minter.authorization(t, { appMetadata: b, role: null }, role, null)
+            const fresh = createMinter({ key, mint: mintConfig(), now: () => NOW })
+            expect(second).toBe(
+              fresh.authorization(
+                verified({ ...claims, exp: NOW + 600 }),
+                { appMetadata: b, role: null },
+                role,
+                null,
+              ),
+            )
+          },
+        ),
+        { numRuns: 300 },
+      )
+    })
+
+    it('never hands out a decision another minter (an earlier configuration) made for the token', async () => {
+      const { minter } = await hsMinter()
+      const other = await hsMinter({ claimsAllowed: ['sub'] })
+      const t = token()
+      const user = { appMetadata: { role: 'staff' }, role: null }
+      const first = minter.authorization(t, user, 'staff', null)
+      expect(other.minter.reuse(t, user, null)).toBeUndefined()
+      const second = other.minter.authorization(t, user, 'staff', null)
+      expect(second).not.toBe(first)
+      expect(await payloadOf(second)).toEqual({ sub: 'user-1', role: 'staff', exp: NOW + 600 })
+    })
+  })
+
+  it('prepares HMAC once per key with the same result as createHmac (short and long keys, SHA-2 sizes)', () => {
+    for (const hash of ['sha256', 'sha384', 'sha512'] as const) {
+      for (const key of [Buffer.from(SECRET), Buffer.alloc(200, 7)]) {
+        const hmac = new Hmac(hash, key)
+        for (const text of ['', 'a.b', 'x'.repeat(5000)]) {
+          const expected = createHmac(hash, key).update(text, 'latin1').digest()
+          expect(hmac.latin1(`${text}tail`, text.length, 'base64url')).toBe(expected.toString('base64url'))
+          expect(hmac.latin1(text, text.length, 'buffer')).toEqual(expected)
+          expect(hmac.bytes(Buffer.from(`..${text}`, 'latin1'), 2, text.length + 2, 'base64url')).toBe(
+            createHmac(hash, key).update(text, 'latin1').digest('base64url'),
+          )
+        }
+      }
+    }
   })
 })
