@@ -3,6 +3,7 @@
 //      [--connections=32]. Builds are compared on the same machine load: each round runs A, B and the
 // bare proxy back to back (the order rotates), so a busy neighbour shifts both sides alike.
 import type { ChildProcess } from 'node:child_process'
+import { NODE_FLAGS } from '../src/node-flags.js'
 import { hsToken, INBOUND_SECRET, makeUsers, UPSTREAM_SECRET } from './fixtures.js'
 import { cpuSeconds, drive, median, spawnGateway, spawnReporting, stop, type Target } from './load.js'
 
@@ -39,12 +40,18 @@ async function main(): Promise<void> {
     const targets: Target[] = [
       await spawnGateway('A', upstream.port, null, a),
       await spawnGateway('B', upstream.port, null, b),
-      await spawnReporting('bare', 'dist/bench/servers/bare-proxy.js', {
-        UPSTREAM_URL: `http://127.0.0.1:${upstream.port}`,
-        CONNECTIONS: '128',
-        INBOUND_SECRET,
-        UPSTREAM_SECRET,
-      }),
+      // Under the gateway's Node flags, as in the load benchmark's ratios.
+      await spawnReporting(
+        'bare',
+        'dist/bench/servers/bare-proxy.js',
+        {
+          UPSTREAM_URL: `http://127.0.0.1:${upstream.port}`,
+          CONNECTIONS: '128',
+          INBOUND_SECRET,
+          UPSTREAM_SECRET,
+        },
+        [...NODE_FLAGS],
+      ),
     ]
     for (const t of targets) children.push(t.child)
     for (const t of targets) await drive(t, connections, 1, headers)
