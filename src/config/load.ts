@@ -321,6 +321,7 @@ function buildConfig(v: OptionValues, source: string | null): Config {
       ttlSeconds: v['mint.ttlSeconds'],
       warnBytes: v['mint.warnBytes'],
       kid: v['mint.kid'],
+      cacheMaxEntries: v['mint.cacheMaxEntries'],
     },
     log: { level: v['log.level'], pretty: v['log.pretty'] },
     shutdown: { delayMs: v['shutdown.delayMs'], deadlineMs: v['shutdown.deadlineMs'] },

@@ -710,6 +710,13 @@ export const OPTIONS = [
     'Minted tokens above this size are counted and logged (proxy and CDN header limits).',
   ),
   opt(
+    'mint.cacheMaxEntries',
+    'GATEWAY_MINT_CACHE_MAX_ENTRIES',
+    integer(0),
+    10000,
+    'Minted tokens kept for reuse (about 1 KB each; the least recently used are signed again when needed, a few microseconds). 0 = sign on every request.',
+  ),
+  opt(
     'mint.kid',
     'GATEWAY_UPSTREAM_JWT_KID',
     text,

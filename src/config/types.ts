@@ -103,6 +103,8 @@ export interface MintConfig {
   /** Minted tokens above this size are counted and logged (proxy/CDN header limits). */
   readonly warnBytes: number
   readonly kid: string | null
+  /** Bound on minted tokens kept for reuse (0 = none: every request signs). */
+  readonly cacheMaxEntries: number
 }
 
 export interface LogConfig {

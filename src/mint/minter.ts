@@ -58,6 +58,8 @@ class Minted {
    */
   readonly appAt: number
   readonly roleAt: number
+  /** The minter's generation this slot was last used in (the bound on kept slots, see `keep`). */
+  gen = 0
 
   constructor(
     by: object,
@@ -95,6 +97,42 @@ const OPEN = 0x7b
 const CLOSE = 0x7d
 const COMMA = 0x2c
 const DOT = 0x2e
+const QUOTE = 0x22
+const BACKSLASH = 0x5c
+const COLON = 0x3a
+const OPEN_ARRAY = 0x5b
+const CLOSE_ARRAY = 0x5d
+const MINUS = 0x2d
+const ZERO = 0x30
+const NINE = 0x39
+
+/** Escapes JSON.stringify writes in their two-character form; any other escape is not its output. */
+const SHORT_ESCAPE = new Uint8Array(128)
+for (const c of '"\\bfnrt') SHORT_ESCAPE[c.charCodeAt(0)] = 1
+
+const APP_NAME = Buffer.from('"app_metadata"')
+const ROLE_NAME = Buffer.from('"role"')
+const EXP_NAME = Buffer.from('"exp"')
+const PROTO_NAME = Buffer.from('"__proto__"')
+const TRUE = Buffer.from('true')
+const FALSE = Buffer.from('false')
+const NULL = Buffer.from('null')
+// Beyond these the payload goes the parse-and-serialise way.
+const MAX_DEPTH = 32
+const MAX_NAMES = 256
+
+/** Whether `bytes[at, at + word.length)` is `word`. */
+function matches(bytes: Buffer, at: number, size: number, word: Buffer): boolean {
+  if (size !== word.length) return false
+  for (let k = 0; k < size; k++) if (bytes[at + k] !== word[k]) return false
+  return true
+}
+
+/** Whether `bytes[a, a + size)` and `bytes[b, b + size)` are the same bytes. */
+function same(bytes: Buffer, a: number, b: number, size: number): boolean {
+  for (let k = 0; k < size; k++) if (bytes[a + k] !== bytes[b + k]) return false
+  return true
+}
 
 /** A reusable byte buffer that grows to the largest payload seen. */
 class Scratch {
@@ -145,6 +183,46 @@ export function createMinter(options: {
   out.bytes.write(prefix, 0, 'latin1')
   let appAt = -1
   let roleAt = -1
+  // The inbound payload bytes (first mint from the token text) and, while scanning them, the member
+  // names of the objects still open: a name repeated in one object makes the text not canonical.
+  const inbound = new Scratch(2048)
+  const names = new Int32Array(2 * MAX_NAMES)
+  const firstName = new Int32Array(MAX_DEPTH + 1)
+  const isObject = new Uint8Array(MAX_DEPTH + 1)
+  let textExp = 0
+  // Where the app_metadata, role and exp values sit in the inbound payload: [2 * which, 2 * which + 1].
+  const spans = new Int32Array(8)
+  // The claims store shares equal app_metadata objects and role strings between users: the JSON
+  // of the last one is kept (by identity; records are never changed in place).
+  let lastApp: object | null = null
+  let lastAppJson = ''
+  let lastRole = ''
+  let lastRoleJson = '""'
+
+  function appJson(app: Readonly<Record<string, unknown>>): string {
+    if (app !== lastApp) {
+      lastAppJson = JSON.stringify(app)
+      lastApp = app
+    }
+    return lastAppJson
+  }
+
+  function roleJson(role: string): string {
+    if (role !== lastRole) {
+      lastRoleJson = JSON.stringify(role)
+      lastRole = role
+    }
+    return lastRoleJson
+  }
+
+  // The bound on kept slots: two generations of tokens whose slot this minter wrote. When the
+  // young one fills, the slots of tokens still in the old one (not used since) are cleared and the
+  // young one becomes the old: at most `cacheMaxEntries` slots alive, a hit costs one comparison.
+  const limit = mint.cacheMaxEntries
+  const generation = limit >= 2 ? Math.floor(limit / 2) : limit
+  let young: VerifiedToken[] = []
+  let elder: VerifiedToken[] = []
+  let epoch = 1
 
   function claimsFor(
     token: VerifiedToken,
@@ -212,10 +290,10 @@ export function createMinter(options: {
     for (const name in source) {
       if (allowedClaims !== null && !allowedClaims.has(name)) continue
       if (name === 'app_metadata' && overrideApp) {
-        appAt = member(APP_KEY, JSON.stringify(user!.appMetadata))
+        appAt = member(APP_KEY, appJson(user!.appMetadata))
         sawApp = true
       } else if (name === 'role') {
-        roleAt = member(ROLE_KEY, JSON.stringify(role))
+        roleAt = member(ROLE_KEY, roleJson(role))
         sawRole = true
       } else if (name === 'exp') {
         member(EXP_KEY, JSON.stringify(exp))
@@ -228,8 +306,8 @@ export function createMinter(options: {
       }
     }
     flush()
-    if (overrideApp && !sawApp) appAt = member(APP_KEY, JSON.stringify(user!.appMetadata))
-    if (!sawRole) roleAt = member(ROLE_KEY, JSON.stringify(role))
+    if (overrideApp && !sawApp) appAt = member(APP_KEY, appJson(user!.appMetadata))
+    if (!sawRole) roleAt = member(ROLE_KEY, roleJson(role))
     if (!sawExp) member(EXP_KEY, JSON.stringify(exp))
     json.reserve(n, 1)[n++] = CLOSE
     return n
@@ -263,10 +341,10 @@ export function createMinter(options: {
       n += old.copy(json.bytes, n, from, start)
       const valueStart = n
       if (packed === at) {
-        n = json.text(n, JSON.stringify(role))
+        n = json.text(n, roleJson(role))
         roleAt = span(valueStart, n)
       } else {
-        n = json.text(n, JSON.stringify(user!.appMetadata))
+        n = json.text(n, appJson(user!.appMetadata))
         appAt = span(valueStart, n)
       }
       from = end
@@ -274,6 +352,257 @@ export function createMinter(options: {
     json.reserve(n, length - from)
     n += old.copy(json.bytes, n, from, length)
     return n
+  }
+
+  /**
+   * The first mint of a token issued by JSON.stringify (Supabase Auth's are): when its payload text
+   * is exactly what JSON.stringify gives for the parsed claims, `JSON.stringify(claimsFor(...))` is
+   * that text with the `app_metadata`, `role` and `exp` values replaced (or appended in that
+   * order), so it is copied rather than parsed and serialised. The text qualifies when it has no
+   * whitespace, escapes only in JSON.stringify's short forms, integers of at most 15 digits
+   * (doubles print them back as written), no member name starting with a digit (JSON.parse puts
+   * array-index names first), no name twice in one object (JSON.parse keeps the last value in the
+   * first place) and no top-level `__proto__` (claimsFor's copy drops it). Anything else: -1, and
+   * the claims are parsed and serialised. Only the verified token's own text is read (its claims
+   * are that text parsed).
+   */
+  function fromText(
+    token: VerifiedToken,
+    user: CurrentUser | null,
+    role: string,
+    overrideApp: boolean,
+  ): number {
+    const text = token.token
+    const first = text.indexOf('.')
+    const second = text.lastIndexOf('.')
+    if (first === -1 || second <= first) return -1
+    const src = inbound.reserve(0, second - first)
+    const length = src.write(text.slice(first + 1, second), 0, 'base64url')
+    if (length < 2 || src[0] !== OPEN || src[length - 1] !== CLOSE) return -1
+    const end = length - 1
+    // Strings are skipped with indexOf over the text (a builtin, much faster than a byte loop)
+    // unless the payload has an escape somewhere; positions in the latin1 text are byte offsets.
+    const latin1 = src.toString('latin1', 0, length)
+    const escapes = latin1.indexOf('\\') !== -1
+    spans.fill(-1)
+    let claimedExp = -1
+    // 0: another member; 1: app_metadata, 2: role, 3: exp (of the current top-level member).
+    let which = 0
+    let valueStart = -1
+    let expIsNumber = false
+    let members = 0
+    let depth = 0
+    isObject[0] = 1
+    firstName[0] = 0
+    let count = 0
+    let expectName = true
+    let i = 1
+    while (i < end) {
+      const c = src[i]!
+      if (c === QUOTE) {
+        const start = i++
+        if (!escapes) {
+          // A JSON string holds no raw control character (the claims parsed), so only its end matters.
+          i = latin1.indexOf('"', i)
+          if (i === -1 || i >= end) return -1
+        } else
+          for (;;) {
+            if (i >= end) return -1
+            const b = src[i]!
+            if (b === QUOTE) break
+            if (b === BACKSLASH) {
+              const e = src[i + 1]!
+              if (e >= 128 || SHORT_ESCAPE[e] === 0) return -1
+              i += 2
+            } else if (b < 0x20) return -1
+            else i++
+          }
+        i++
+        if (!expectName) continue
+        const size = i - start
+        const lead = src[start + 1]!
+        if (lead >= ZERO && lead <= NINE) return -1
+        for (let k = firstName[depth]!; k < count; k++) {
+          const at = names[2 * k]!
+          if (names[2 * k + 1]! - at === size && same(src, at, start, size)) return -1
+        }
+        if (count === MAX_NAMES || src[i] !== COLON) return -1
+        names[2 * count] = start
+        names[2 * count + 1] = i
+        count++
+        i++
+        expectName = false
+        if (depth === 0) {
+          members++
+          valueStart = i
+          which = matches(src, start, size, APP_NAME)
+            ? 1
+            : matches(src, start, size, ROLE_NAME)
+              ? 2
+              : matches(src, start, size, EXP_NAME)
+                ? 3
+                : 0
+          if (which === 0 && matches(src, start, size, PROTO_NAME)) return -1
+        }
+      } else if (c === OPEN || c === OPEN_ARRAY) {
+        if (++depth > MAX_DEPTH) return -1
+        const object = c === OPEN
+        isObject[depth] = object ? 1 : 0
+        firstName[depth] = count
+        expectName = object
+        i++
+      } else if (c === CLOSE || c === CLOSE_ARRAY) {
+        if (depth === 0) return -1
+        // The names of a closed object are not compared any more.
+        count = firstName[depth]!
+        depth--
+        i++
+      } else if (c === COMMA) {
+        if (depth === 0 && which !== 0) {
+          spans[2 * which] = valueStart
+          spans[2 * which + 1] = i
+        }
+        expectName = isObject[depth] === 1
+        i++
+      } else if (c === MINUS || (c >= ZERO && c <= NINE)) {
+        const start = i
+        if (c === MINUS) i++
+        const lead = src[i]
+        if (lead === ZERO) {
+          // -0 prints back as 0.
+          if (c === MINUS) return -1
+          i++
+        } else {
+          if (lead === undefined || lead < ZERO + 1 || lead > NINE) return -1
+          while (i < end && src[i]! >= ZERO && src[i]! <= NINE) i++
+        }
+        // A fraction or exponent that follows is refused by the loop (no case for `.`, `e`, `E`).
+        const next = src[i]!
+        if (i - start > 15 || (next >= ZERO && next <= NINE)) return -1
+        if (depth === 0 && which === 3) {
+          let value = 0
+          for (let k = c === MINUS ? start + 1 : start; k < i; k++) value = value * 10 + (src[k]! - ZERO)
+          claimedExp = c === MINUS ? -value : value
+          expIsNumber = true
+        }
+      } else {
+        const word = c === 0x74 ? TRUE : c === 0x66 ? FALSE : c === 0x6e ? NULL : null
+        if (word === null || !matches(src, i, Math.min(word.length, end - i), word)) return -1
+        i += word.length
+      }
+    }
+    if (depth !== 0) return -1
+    if (members > 0 && which !== 0) {
+      spans[2 * which] = valueStart
+      spans[2 * which + 1] = end
+    }
+    const hasExp = spans[6] !== -1
+    // expFor: a numeric exp claim wins when earlier (the verifier's exp is that claim); only
+    // integer exp claims come this way.
+    if (hasExp && !expIsNumber) return -1
+    let exp = token.exp ?? Math.floor(now()) + mint.ttlSeconds
+    if (hasExp && claimedExp < exp) exp = claimedExp
+    textExp = exp
+    // Without a user record the token's own app_metadata stays.
+    if (!overrideApp) spans[2] = -1
+
+    appAt = -1
+    roleAt = -1
+    let n = 0
+    let from = 0
+    // The replaced values in payload order.
+    for (let k = 0; k < 3; k++) {
+      let start = end
+      let kind = 0
+      for (let w = 1; w <= 3; w++) {
+        const at = spans[2 * w]!
+        if (at !== -1 && at < start) {
+          start = at
+          kind = w
+        }
+      }
+      if (kind === 0) break
+      json.reserve(n, start - from)
+      n += src.copy(json.bytes, n, from, start)
+      const at = n
+      if (kind === 1) {
+        n = json.text(n, appJson(user!.appMetadata))
+        appAt = span(at, n)
+      } else if (kind === 2) {
+        n = json.text(n, roleJson(role))
+        roleAt = span(at, n)
+      } else {
+        n = json.text(n, String(exp))
+      }
+      from = spans[2 * kind + 1]!
+      spans[2 * kind] = -1
+    }
+    json.reserve(n, end - from)
+    n += src.copy(json.bytes, n, from, end)
+    if (overrideApp && appAt === -1) {
+      if (n > 1) json.reserve(n, 1)[n++] = COMMA
+      n = json.text(n, APP_KEY)
+      const at = n
+      n = json.text(n, appJson(user!.appMetadata))
+      appAt = span(at, n)
+    }
+    if (roleAt === -1) {
+      if (n > 1) json.reserve(n, 1)[n++] = COMMA
+      n = json.text(n, ROLE_KEY)
+      const at = n
+      n = json.text(n, roleJson(role))
+      roleAt = span(at, n)
+    }
+    if (!hasExp) {
+      if (n > 1) json.reserve(n, 1)[n++] = COMMA
+      n = json.text(n, EXP_KEY)
+      n = json.text(n, String(exp))
+    }
+    json.reserve(n, 1)[n++] = CLOSE
+    return n
+  }
+
+  /** Clears the slots this minter wrote on `tokens` that were last used before generation `below`. */
+  function clear(tokens: VerifiedToken[], below: number): void {
+    for (let k = 0; k < tokens.length; k++) {
+      const token = tokens[k]!
+      const slot = token.minted
+      if (slot instanceof Minted && slot.by === self && slot.gen < below) token.minted = undefined
+    }
+    tokens.length = 0
+  }
+
+  /** Counts `slot` (now on `token`) in the young generation, turning the generations over when it is full. */
+  function admit(token: VerifiedToken, slot: Minted): void {
+    if (young.length >= generation) {
+      // The slot being admitted may sit in the generation that is cleared now: it stays.
+      slot.gen = epoch + 1
+      if (generation === limit) {
+        // A bound of 1: one generation, emptied.
+        clear(young, epoch + 1)
+      } else {
+        const dropped = elder
+        clear(dropped, epoch)
+        elder = young
+        young = dropped
+      }
+      epoch++
+    }
+    slot.gen = epoch
+    young.push(token)
+  }
+
+  /** A slot was used: one in the old generation moves to the young one. */
+  function touch(token: VerifiedToken, slot: Minted): void {
+    if (slot.gen !== epoch) admit(token, slot)
+  }
+
+  /** Keeps a new slot on the token, within the bound (0: none kept). */
+  function keep(token: VerifiedToken, last: unknown, slot: Minted): void {
+    if (limit === 0) return
+    token.minted = slot
+    if (last instanceof Minted && last.by === self && last.gen === epoch) slot.gen = epoch
+    else admit(token, slot)
   }
 
   function sign(jsonLength: number): string {
@@ -314,7 +643,10 @@ export function createMinter(options: {
     claimsFor,
     reuse(token, user, hookClaims) {
       const previous = current(token, user, hookClaims)
-      if (previous !== undefined) reused?.inc()
+      if (previous !== undefined) {
+        touch(token, previous)
+        reused?.inc()
+      }
       return previous
     },
     authorization(token, user, role, hookClaims) {
@@ -327,6 +659,7 @@ export function createMinter(options: {
         last.role === role &&
         (token.exp !== null || now() < last.renewAt)
       ) {
+        touch(token, last)
         reused?.inc()
         return last.authorization
       }
@@ -346,12 +679,17 @@ export function createMinter(options: {
         length = splice(last, user, role)
         exp = last.renewAt + RENEW_MARGIN_SECONDS
       } else {
-        const source = hookClaims ?? token.claims
-        exp = expFor(token, source)
-        length = serialize(source, user, role, exp, overrideApp)
+        length = hookClaims === null && allowedClaims === null ? fromText(token, user, role, overrideApp) : -1
+        if (length !== -1) {
+          exp = textExp
+        } else {
+          const source = hookClaims ?? token.claims
+          exp = expFor(token, source)
+          length = serialize(source, user, role, exp, overrideApp)
+        }
       }
       const authorization = sign(length)
-      token.minted = new Minted(
+      const slot = new Minted(
         self,
         user,
         role,
@@ -361,6 +699,7 @@ export function createMinter(options: {
         appAt,
         roleAt,
       )
+      keep(token, last, slot)
       signed?.inc()
       if (authorization.length - 7 > mint.warnBytes) {
         oversize?.inc()

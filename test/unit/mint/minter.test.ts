@@ -12,7 +12,14 @@ const SECRET = 'upstream-secret-upstream-secret-0123456789'
 const NOW = 1_800_000_000
 
 function mintConfig(overrides: Partial<MintConfig> = {}): MintConfig {
-  return { claimsAllowed: null, ttlSeconds: 3600, warnBytes: 4096, kid: null, ...overrides }
+  return {
+    claimsAllowed: null,
+    ttlSeconds: 3600,
+    warnBytes: 4096,
+    kid: null,
+    cacheMaxEntries: 10_000,
+    ...overrides,
+  }
 }
 
 function verified(claims: Record<string, unknown>): VerifiedToken {
@@ -28,6 +35,21 @@ function verified(claims: Record<string, unknown>): VerifiedToken {
     kid: null,
     alg: 'HS256',
   }
+}
+
+/** A verified token as the verifier gives it: the claims are its payload text, parsed. */
+function fromPayload(text: string): VerifiedToken {
+  const claims = Object.setPrototypeOf(JSON.parse(text), null) as Record<string, unknown>
+  const header = Buffer.from('{"alg":"HS256","typ":"JWT"}').toString('base64url')
+  return {
+    ...verified(claims),
+    token: `${header}.${Buffer.from(text).toString('base64url')}.c2lnbmF0dXJl`,
+    claims,
+  }
+}
+
+async function mintedCounts(metrics: ReturnType<typeof createMetrics>) {
+  return Object.fromEntries((await metrics.minted.get()).values.map((v) => [v.labels['event'], v.value]))
 }
 
 const token = () =>
@@ -243,6 +265,75 @@ describe('minter', () => {
       )
     })
 
+    it('is JSON.stringify of claimsFor when copied from the inbound payload text, canonical or not', async () => {
+      const key = await importSigningKey(SECRET, { isBase64: false, kid: null })
+      // The text as Supabase Auth writes it (JSON.stringify), or spaced out, or with `\/` escapes:
+      // only the first is copied, the others are parsed and serialised; the bytes must not differ.
+      const layouts = [
+        (c: object) => JSON.stringify(c),
+        (c: object) => JSON.stringify(c, null, 1),
+        (c: object) => JSON.stringify(c).replaceAll('/', '\\/'),
+      ]
+      fc.assert(
+        fc.property(
+          claimsArb,
+          fc.option(appMetadata, { nil: null }),
+          fc.string({ minLength: 1, maxLength: 8 }),
+          fc.constantFrom(0, 1, 2),
+          fc.option(fc.integer({ min: -1, max: NOW + 10_000 }), { nil: null }),
+          (claims, app, role, layout, exp) => {
+            const minter = createMinter({ key, mint: mintConfig(), now: () => NOW })
+            const t = fromPayload(layouts[layout]!(exp === null ? claims : { ...claims, exp }))
+            const user = app === null ? null : { appMetadata: app, role: null }
+            const auth = minter.authorization(t, user, role, null)
+            expect(payloadText(auth)).toBe(JSON.stringify(minter.claimsFor(t, user, role, null)))
+            // Signing again for another user record (the splice path) keeps it exact too.
+            const other = { appMetadata: { role: role }, role: null }
+            const again = minter.authorization(t, other, 'again', null)
+            expect(payloadText(again)).toBe(JSON.stringify(minter.claimsFor(t, other, 'again', null)))
+          },
+        ),
+        { numRuns: 400 },
+      )
+    })
+
+    it('copies only payload texts JSON.stringify would write back as they are', async () => {
+      const { minter } = await hsMinter()
+      const user = { appMetadata: { role: 'staff' }, role: null }
+      const texts = [
+        '{"sub":"u","exp":1800000600,"role":"x","app_metadata":{"a":1}}',
+        '{"sub":"u","sub":"v","exp":1800000600}',
+        '{"sub":"u","meta":{"a":1,"b":{"a":2},"a":3}}',
+        '{"sub":"u","meta":{"b":1,"2":2,"1":3}}',
+        '{"3":"x","sub":"u","1":"y"}',
+        '{"__proto__":{"role":"service_role"},"sub":"u"}',
+        '{"sub":"u","meta":{"__proto__":{"x":1}}}',
+        '{"sub":"u","n":1.0}',
+        '{"sub":"u","n":1.5,"m":[1e3]}',
+        '{"sub":"u","z":-0}',
+        '{"sub":"u","big":9007199254740993}',
+        '{"sub":"u","big":-123456789012345,"neg":-12,"zero":0}',
+        '{"sub":"u","exp":1800000600.0}',
+        '{"sub":"u","exp":null}',
+        '{"sub":"u","exp":1700000000}',
+        '{"sub":"\\u0041\\u00e9\\ud83d\\ude00","t":"a\\/b\\n\\"\\\\","c":"\\u001f\\t"}',
+        '{"sub":"é😀","t":"\\u2028","r":"\u2028","lone":"\\ud800"}',
+        '{ "sub" : "u" ,"list":[ 1,2 ] }',
+        '{"sub":"u","nested":[[{"a":[true,false,null]}],{}],"e":[],"o":{}}',
+        '{}',
+      ]
+      for (const text of texts) {
+        const t = fromPayload(text)
+        const auth = minter.authorization(t, user, 'staff', null)
+        expect(payloadText(auth), text).toBe(JSON.stringify(minter.claimsFor(t, user, 'staff', null)))
+        const without = fromPayload(text)
+        const anonymous = minter.authorization(without, null, 'anon', null)
+        expect(payloadText(anonymous), text).toBe(
+          JSON.stringify(minter.claimsFor(without, null, 'anon', null)),
+        )
+      }
+    })
+
     it('signs again for a new user record with the same bytes a fresh minter would give', async () => {
       const key = await importSigningKey(SECRET, { isBase64: false, kid: null })
       fc.assert(
@@ -281,6 +372,96 @@ describe('minter', () => {
       const second = other.minter.authorization(t, user, 'staff', null)
       expect(second).not.toBe(first)
       expect(await payloadOf(second)).toEqual({ sub: 'user-1', role: 'staff', exp: NOW + 600 })
+    })
+  })
+
+  describe('kept tokens (mint.cacheMaxEntries)', () => {
+    const user = { appMetadata: { role: 'staff' }, role: null }
+    const tokens = (count: number) =>
+      Array.from({ length: count }, (_, n) =>
+        fromPayload(JSON.stringify({ sub: `user-${n}`, role: 'authenticated', exp: NOW + 600, n })),
+      )
+    const kept = (list: VerifiedToken[]) => list.filter((t) => t.minted !== undefined).length
+
+    it('keeps at most cacheMaxEntries minted tokens', async () => {
+      for (const bound of [1, 2, 5, 8]) {
+        const { minter } = await hsMinter({ cacheMaxEntries: bound })
+        const list = tokens(40)
+        for (const t of list) {
+          minter.authorization(t, user, 'staff', null)
+          expect(kept(list)).toBeLessThanOrEqual(bound)
+        }
+        // Half the bound or more is still kept after a run of new tokens.
+        expect(kept(list)).toBeGreaterThanOrEqual(Math.max(1, Math.floor(bound / 2)))
+      }
+    })
+
+    it('keeps recently used tokens, drops the others and signs a dropped one again as a fresh minter would', async () => {
+      const { minter, metrics } = await hsMinter({ cacheMaxEntries: 4 })
+      const [a, b, c, d, e] = tokens(5) as [
+        VerifiedToken,
+        VerifiedToken,
+        VerifiedToken,
+        VerifiedToken,
+        VerifiedToken,
+      ]
+      const first = minter.authorization(a, user, 'staff', null)
+      const dropped = minter.authorization(b, user, 'staff', null)
+      minter.authorization(c, user, 'staff', null)
+      // a is used again (the decision path), b is not: a stays, b goes when the generations turn over.
+      expect(minter.reuse(a, user, null)?.authorization).toBe(first)
+      minter.authorization(d, user, 'staff', null)
+      minter.authorization(e, user, 'staff', null)
+      expect(b.minted).toBeUndefined()
+      expect(minter.reuse(b, user, null)).toBeUndefined()
+      expect(minter.reuse(a, user, null)?.authorization).toBe(first)
+      expect(minter.authorization(a, user, 'staff', null)).toBe(first)
+      expect(await mintedCounts(metrics)).toEqual({ signed: 5, reused: 3 })
+
+      const again = minter.authorization(b, user, 'staff', null)
+      expect(again).toBe(dropped)
+      const fresh = (await hsMinter()).minter
+      expect(again).toBe(fresh.authorization(tokens(5)[1]!, user, 'staff', null))
+      expect(minter.authorization(b, user, 'staff', null)).toBe(again)
+      expect(await mintedCounts(metrics)).toEqual({ signed: 6, reused: 4 })
+    })
+
+    it('signs again after a claims change whether or not the token was kept', async () => {
+      const { minter } = await hsMinter({ cacheMaxEntries: 2 })
+      const list = tokens(6)
+      for (const t of list) minter.authorization(t, user, 'staff', null)
+      const changed = { appMetadata: { role: 'manager' }, role: null }
+      for (const t of list) {
+        expect(minter.reuse(t, changed, null)).toBeUndefined()
+        expect((await payloadOf(minter.authorization(t, changed, 'manager', null)))['app_metadata']).toEqual({
+          role: 'manager',
+        })
+      }
+    })
+
+    it('keeps none with cacheMaxEntries 0: every request signs', async () => {
+      const { minter, metrics } = await hsMinter({ cacheMaxEntries: 0 })
+      const [t] = tokens(1) as [VerifiedToken]
+      const auth = minter.authorization(t, user, 'staff', null)
+      expect(t.minted).toBeUndefined()
+      expect(minter.reuse(t, user, null)).toBeUndefined()
+      expect(minter.authorization(t, user, 'staff', null)).toBe(auth)
+      expect(await mintedCounts(metrics)).toEqual({ signed: 2 })
+    })
+
+    it('never reuses a slot a replaced minter (a reload) kept', async () => {
+      const { minter } = await hsMinter({ cacheMaxEntries: 4 })
+      const next = (await hsMinter({ cacheMaxEntries: 4, claimsAllowed: ['sub'] })).minter
+      const list = tokens(3)
+      for (const t of list) minter.authorization(t, user, 'staff', null)
+      for (const t of list) {
+        expect(next.reuse(t, user, null)).toBeUndefined()
+        expect(await payloadOf(next.authorization(t, user, 'staff', null))).toEqual({
+          sub: (t.claims as { sub: string }).sub,
+          role: 'staff',
+          exp: NOW + 600,
+        })
+      }
     })
   })
 
