@@ -31,6 +31,8 @@ interface MetricOptions<L extends string> {
   readonly help: string
   readonly labelNames?: readonly L[]
   readonly registers: readonly Registry[]
+  /** Runs before every export, as prom-client's `collect` (for counts batched elsewhere). */
+  readonly collect?: () => void
 }
 
 /** A label set's values, in `labelNames` order, as one key. */
@@ -56,9 +58,11 @@ abstract class FastMetric<L extends string, C extends { readonly labels: Record<
   readonly labelNames: readonly L[]
   readonly #children = new Map<string, C>()
   readonly #create: (labels: Record<string, string>) => C
+  readonly #collect: (() => void) | null
 
   constructor(options: MetricOptions<L>, create: (labels: Record<string, string>) => C) {
     this.#create = create
+    this.#collect = options.collect ?? null
     this.name = options.name
     this.help = options.help
     this.labelNames = options.labelNames ?? []
@@ -91,6 +95,7 @@ abstract class FastMetric<L extends string, C extends { readonly labels: Record<
 
   /** For the registry's text format (prom-client calls this when it exists). */
   getForPromString(): Exported {
+    this.#collect?.()
     const values: ExportValue[] = []
     for (const child of this.#children.values()) this.export(child, values)
     return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator }

@@ -51,8 +51,8 @@ export interface Metrics {
   readonly requests: FastCounter<'method' | 'status_class'>
   readonly requestDuration: FastHistogram<'method'>
   readonly inFlight: Gauge
-  readonly verifications: Counter<'outcome'>
-  readonly verifyCache: Counter<'event'>
+  readonly verifications: FastCounter<'outcome'>
+  readonly verifyCache: FastCounter<'event'>
   readonly claimsCache: Counter<'event'>
   readonly claimsLookups: Counter<'result'>
   readonly claimsLookupDuration: Histogram
@@ -111,13 +111,13 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       registers,
       collect,
     }),
-    verifications: new Counter({
+    verifications: new FastCounter({
       name: 'gateway_jwt_verifications_total',
       help: 'Token verifications by outcome',
       labelNames: ['outcome'],
       registers,
     }),
-    verifyCache: new Counter({
+    verifyCache: new FastCounter({
       name: 'gateway_jwt_cache_total',
       help: 'Verified-token cache lookups by event (hit, miss)',
       labelNames: ['event'],

@@ -91,6 +91,40 @@ describe('fast metrics', () => {
     expect(await fast.metrics()).not.toContain('x_plain_seconds_count')
   })
 
+  it('run collect before every export, as prom-client does, so counts batched elsewhere show in that scrape', async () => {
+    const reference = new Registry()
+    const fast = new Registry()
+    let pendingRef = 0
+    let pendingFast = 0
+    const ref: Counter<'event'> = new Counter({
+      name: 'x_cache_total',
+      help: 'Cache',
+      labelNames: ['event'],
+      registers: [reference],
+      collect: () => {
+        if (pendingRef > 0) ref.labels('hit').inc(pendingRef)
+        pendingRef = 0
+      },
+    })
+    const ours: FastCounter<'event'> = new FastCounter({
+      name: 'x_cache_total',
+      help: 'Cache',
+      labelNames: ['event'],
+      registers: [fast],
+      collect: () => {
+        if (pendingFast > 0) ours.labels('hit').inc(pendingFast)
+        pendingFast = 0
+      },
+    })
+    pendingRef = pendingFast = 5
+    const text = await fast.metrics()
+    expect(text).toBe(await reference.metrics())
+    expect(text).toContain('x_cache_total{event="hit"} 5\n')
+    pendingRef = pendingFast = 2
+    expect(await fast.getMetricsAsJSON()).toEqual(await reference.getMetricsAsJSON())
+    expect(ours.labels('hit').value).toBe(7)
+  })
+
   it('refuses a label set of the wrong size', () => {
     const { ours } = pair()
     expect(() => ours.requests.labels('GET')).toThrow('expected 2 label values (method, status_class), got 1')
