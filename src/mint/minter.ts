@@ -169,6 +169,11 @@ class Scratch {
     }
     return at + digits
   }
+  /** A member's name after a comma (none after the opening brace at 0), written at `at`. */
+  name(at: number, name: string): number {
+    if (at > 1) this.reserve(at, 1)[at++] = COMMA
+    return this.text(at, name)
+  }
   text(at: number, text: string): number {
     // UTF-8 takes at most 3 bytes per UTF-16 code unit.
     return at + this.reserve(at, text.length * 3).write(text, at, 'utf8')
@@ -296,13 +301,11 @@ export function createMinter(options: {
       const text = JSON.stringify(run)
       run = null
       if (text.length <= 2) return
-      if (n > 1) json.bytes[n++] = COMMA
-      n = json.text(n, text.slice(1, -1))
+      n = json.name(n, text.slice(1, -1))
     }
     const member = (name: string, value: string | Buffer): number => {
       flush()
-      if (n > 1) json.reserve(n, 1)[n++] = COMMA
-      n = json.text(n, name)
+      n = json.name(n, name)
       const start = n
       n = typeof value === 'string' ? json.text(n, value) : json.put(n, value)
       return span(start, n)
@@ -560,22 +563,19 @@ export function createMinter(options: {
     json.reserve(n, end - from)
     n += src.copy(json.bytes, n, from, end)
     if (overrideApp && appAt === -1) {
-      if (n > 1) json.reserve(n, 1)[n++] = COMMA
-      n = json.text(n, APP_KEY)
+      n = json.name(n, APP_KEY)
       const at = n
       n = json.put(n, appJson(user!.appMetadata))
       appAt = span(at, n)
     }
     if (roleAt === -1) {
-      if (n > 1) json.reserve(n, 1)[n++] = COMMA
-      n = json.text(n, ROLE_KEY)
+      n = json.name(n, ROLE_KEY)
       const at = n
       n = json.put(n, roleJson(role))
       roleAt = span(at, n)
     }
     if (!hasExp) {
-      if (n > 1) json.reserve(n, 1)[n++] = COMMA
-      n = json.text(n, EXP_KEY)
+      n = json.name(n, EXP_KEY)
       n = json.integer(n, exp)
     }
     json.reserve(n, 1)[n++] = CLOSE
@@ -671,17 +671,11 @@ export function createMinter(options: {
     },
     authorization(token, user, role, hookClaims) {
       const last = token.minted
-      if (
-        last instanceof Minted &&
-        last.by === self &&
-        last.user === user &&
-        last.hook === hookClaims &&
-        last.role === role &&
-        (token.exp !== null || now() < last.renewAt)
-      ) {
-        touch(token, last)
+      const previous = current(token, user, hookClaims)
+      if (previous !== undefined && previous.role === role) {
+        touch(token, previous)
         reused?.inc()
-        return last.authorization
+        return previous.authorization
       }
       const overrideApp = user !== null && hookClaims === null && appAllowed
       let length: number
