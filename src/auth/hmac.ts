@@ -38,20 +38,18 @@ export class Hmac {
     this.#ipad.copy(this.#inner)
   }
 
-  /** The MAC of the first `length` characters of `text`, each taken as one byte (latin1). */
-  latin1(text: string, length: number, encoding: 'base64url'): string
-  latin1(text: string, length: number, encoding: 'buffer'): Buffer
-  latin1(text: string, length: number, encoding: 'base64url' | 'buffer'): string | Buffer {
+  /** The base64url MAC of the first `length` characters of `text`, each taken as one byte (latin1). */
+  latin1(text: string, length: number): string {
     const end = this.#reserve(length)
     this.#inner.write(text, this.#block, length, 'latin1')
-    return this.#finish(end, encoding)
+    return this.#finish(end)
   }
 
-  /** The MAC of `bytes[start, end)`. */
-  bytes(bytes: Buffer, start: number, end: number, encoding: 'base64url'): string {
+  /** The base64url MAC of `bytes[start, end)`. */
+  bytes(bytes: Buffer, start: number, end: number): string {
     const stop = this.#reserve(end - start)
     bytes.copy(this.#inner, this.#block, start, end)
-    return this.#finish(stop, encoding) as string
+    return this.#finish(stop)
   }
 
   #reserve(length: number): number {
@@ -63,11 +61,13 @@ export class Hmac {
     return end
   }
 
-  #finish(end: number, encoding: 'base64url' | 'buffer'): string | Buffer {
-    const inner = hash(this.hash, this.#inner.subarray(0, end), 'buffer')
-    inner.copy(this.#outer, this.#block)
-    return encoding === 'buffer'
-      ? hash(this.hash, this.#outer, 'buffer')
-      : hash(this.hash, this.#outer, encoding)
+  /**
+   * The inner digest comes back as a latin1 string and is written into the outer buffer: a Buffer
+   * result costs ~0.8 us more per call than a string (Node allocates a separate backing store).
+   */
+  #finish(end: number): string {
+    const inner = hash(this.hash, this.#inner.subarray(0, end), 'binary')
+    this.#outer.write(inner, this.#block, 'latin1')
+    return hash(this.hash, this.#outer, 'base64url')
   }
 }

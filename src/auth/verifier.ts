@@ -317,7 +317,7 @@ function signatureValid(key: VerifyKey, alg: JwsAlg, token: string, second: numb
   try {
     if (key.kind === 'hmac') {
       // The MAC is compared in its base64url text with the token's signature part: no decoding.
-      const mac = hmacFor(key, HMAC_HASH[alg] as HmacHash).latin1(token, second, 'base64url')
+      const mac = hmacFor(key, HMAC_HASH[alg] as HmacHash).latin1(token, second)
       if (sameTextConstantTime(mac, token, second + 1)) return true
       // A signature whose last character carries non-zero unused bits decodes to the same bytes
       // (RFC 4648 3.5): compare bytes, as jose-jwt does, before calling it wrong.

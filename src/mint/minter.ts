@@ -632,7 +632,7 @@ export function createMinter(options: {
     bytes.write(payload, prefix.length, 'latin1')
     const signature =
       key.hmac !== null
-        ? key.hmac.bytes(bytes, 7, end, 'base64url')
+        ? key.hmac.bytes(bytes, 7, end)
         : key.sign(bytes.toString('latin1', 7, end))
     const whole = out.reserve(end, signature.length + 1)
     whole[end++] = DOT
