@@ -134,6 +134,12 @@ function same(bytes: Buffer, a: number, b: number, size: number): boolean {
   return true
 }
 
+/** The first backslash in `bytes[from, end)`, or `end`. */
+function nextBackslash(bytes: Buffer, from: number, end: number): number {
+  const at = bytes.indexOf(BACKSLASH, from)
+  return at === -1 || at > end ? end : at
+}
+
 /** A reusable byte buffer that grows to the largest payload seen. */
 class Scratch {
   bytes: Buffer
@@ -169,9 +175,14 @@ class Scratch {
     }
     return at + digits
   }
-  /** A member's name after a comma (none after the opening brace at 0), written at `at`. */
-  name(at: number, name: string): number {
-    if (at > 1) this.reserve(at, 1)[at++] = COMMA
+  /** `bytes[from, to)` copied to `at` in the same buffer (copyWithin: no view object per copy). */
+  move(at: number, from: number, to: number): number {
+    this.reserve(at, to - from).copyWithin(at, from, to)
+    return at + to - from
+  }
+  /** A member's name, after a comma unless it is the first of the object opened at `open`. */
+  name(at: number, open: number, name: string): number {
+    if (at > open + 1) this.reserve(at, 1)[at++] = COMMA
     return this.text(at, name)
   }
   text(at: number, text: string): number {
@@ -201,8 +212,11 @@ export function createMinter(options: {
   // The payload JSON is built in `json`; the whole `Bearer <header>.<payload>.<signature>` value is
   // assembled in `out` (whose prefix is written once) and read out as one flat string: no rope of
   // concatenated pieces is kept alive by the reuse slot.
-  const json = new Scratch(2048)
-  const previous = new Scratch(2048)
+  // A payload read in (the inbound one, or the last minted one to splice) sits at the start of
+  // `json` and the new payload is written after it, from `start`: copies between them stay in one
+  // buffer.
+  const json = new Scratch(4096)
+  let start = 0
   const prefix = `Bearer ${encodedHeader}.`
   const out = new Scratch(4096)
   out.bytes.write(prefix, 0, 'latin1')
@@ -210,7 +224,6 @@ export function createMinter(options: {
   let roleAt = -1
   // The inbound payload bytes (first mint from the token text) and, while scanning them, the member
   // names of the objects still open: a name repeated in one object makes the text not canonical.
-  const inbound = new Scratch(2048)
   const names = new Int32Array(2 * MAX_NAMES)
   const firstName = new Int32Array(MAX_DEPTH + 1)
   const isObject = new Uint8Array(MAX_DEPTH + 1)
@@ -291,6 +304,7 @@ export function createMinter(options: {
     overrideApp: boolean,
   ): number {
     let run: Claims | null = null
+    start = 0
     let n = 1
     json.bytes[0] = OPEN
     let sawApp = false
@@ -301,14 +315,14 @@ export function createMinter(options: {
       const text = JSON.stringify(run)
       run = null
       if (text.length <= 2) return
-      n = json.name(n, text.slice(1, -1))
+      n = json.name(n, 0, text.slice(1, -1))
     }
     const member = (name: string, value: string | Buffer): number => {
       flush()
-      n = json.name(n, name)
-      const start = n
+      n = json.name(n, 0, name)
+      const at = n
       n = typeof value === 'string' ? json.text(n, value) : json.put(n, value)
-      return span(start, n)
+      return span(at, n)
     }
     appAt = -1
     for (const name in source) {
@@ -343,13 +357,13 @@ export function createMinter(options: {
    */
   function splice(previousToken: Minted, user: CurrentUser | null, role: string): number {
     const authorization = previousToken.authorization
-    const length = previous
+    const length = json
       .reserve(0, authorization.length)
       .write(authorization.slice(prefix.length, authorization.lastIndexOf('.')), 0, 'base64url')
-    const old = previous.bytes
     const app = previousToken.appAt
     const at = previousToken.roleAt
-    let n = 0
+    start = length
+    let n = start
     let from = 0
     appAt = -1
     roleAt = -1
@@ -359,23 +373,18 @@ export function createMinter(options: {
     for (let k = 0; k < 2; k++) {
       const packed = k === 0 ? first : second
       if (packed === -1) continue
-      const start = Math.floor(packed / SPAN)
-      const end = packed % SPAN
-      json.reserve(n, start - from)
-      n += old.copy(json.bytes, n, from, start)
-      const valueStart = n
+      n = json.move(n, from, Math.floor(packed / SPAN))
+      const valueStart = n - start
       if (packed === at) {
         n = json.put(n, roleJson(role))
-        roleAt = span(valueStart, n)
+        roleAt = span(valueStart, n - start)
       } else {
         n = json.put(n, appJson(user!.appMetadata))
-        appAt = span(valueStart, n)
+        appAt = span(valueStart, n - start)
       }
-      from = end
+      from = packed % SPAN
     }
-    json.reserve(n, length - from)
-    n += old.copy(json.bytes, n, from, length)
-    return n
+    return json.move(n, from, length)
   }
 
   /**
@@ -400,7 +409,7 @@ export function createMinter(options: {
     const first = text.indexOf('.')
     const second = text.indexOf('.', first + 1)
     if (first === -1 || second <= first) return -1
-    const src = inbound.reserve(0, second - first)
+    const src = json.reserve(0, second - first)
     const length = src.write(text.slice(first + 1, second), 0, 'base64url')
     if (length < 2 || src[0] !== OPEN || src[length - 1] !== CLOSE) return -1
     const end = length - 1
@@ -417,23 +426,33 @@ export function createMinter(options: {
     seen[0] = 0
     let count = 0
     let expectName = true
+    // Strings are skipped to their closing quote with indexOf (the text parsed as JSON when the
+    // token was verified, so no string holds a raw control character); one that holds a backslash
+    // is walked to check its escapes.
+    let backslash = nextBackslash(src, 1, end)
     let i = 1
     while (i < end) {
       const c = src[i]!
       if (c === QUOTE) {
         const start = i++
-        for (;;) {
-          if (i >= end) return -1
-          const b = src[i]!
-          if (b === QUOTE) break
-          if (b === BACKSLASH) {
-            const e = src[i + 1]!
-            if (e >= 128 || SHORT_ESCAPE[e] === 0) return -1
-            i += 2
-          } else if (b < 0x20) return -1
-          else i++
+        let close = src.indexOf(QUOTE, i)
+        if (close === -1 || close >= end) return -1
+        if (backslash < close) {
+          // An escape before the next quote: walk this string byte by byte.
+          for (;;) {
+            if (i >= end) return -1
+            const b = src[i]!
+            if (b === QUOTE) break
+            if (b === BACKSLASH) {
+              const e = src[i + 1]!
+              if (e >= 128 || SHORT_ESCAPE[e] === 0) return -1
+              i += 2
+            } else i++
+          }
+          close = i
+          backslash = nextBackslash(src, close + 1, end)
         }
-        i++
+        i = close + 1
         if (!expectName) continue
         const size = i - start
         const lead = src[start + 1]!
@@ -531,51 +550,50 @@ export function createMinter(options: {
 
     appAt = -1
     roleAt = -1
-    let n = 0
+    start = length
+    let n = start
     let from = 0
     // The replaced values in payload order.
     for (let k = 0; k < 3; k++) {
-      let start = end
+      let next = end
       let kind = 0
       for (let w = 1; w <= 3; w++) {
         const at = spans[2 * w]!
-        if (at !== -1 && at < start) {
-          start = at
+        if (at !== -1 && at < next) {
+          next = at
           kind = w
         }
       }
       if (kind === 0) break
-      json.reserve(n, start - from)
-      n += src.copy(json.bytes, n, from, start)
-      const at = n
+      n = json.move(n, from, next)
+      const at = n - start
       if (kind === 1) {
         n = json.put(n, appJson(user!.appMetadata))
-        appAt = span(at, n)
+        appAt = span(at, n - start)
       } else if (kind === 2) {
         n = json.put(n, roleJson(role))
-        roleAt = span(at, n)
+        roleAt = span(at, n - start)
       } else {
         n = json.integer(n, exp)
       }
       from = spans[2 * kind + 1]!
       spans[2 * kind] = -1
     }
-    json.reserve(n, end - from)
-    n += src.copy(json.bytes, n, from, end)
+    n = json.move(n, from, end)
     if (overrideApp && appAt === -1) {
-      n = json.name(n, APP_KEY)
-      const at = n
+      n = json.name(n, start, APP_KEY)
+      const at = n - start
       n = json.put(n, appJson(user!.appMetadata))
-      appAt = span(at, n)
+      appAt = span(at, n - start)
     }
     if (roleAt === -1) {
-      n = json.name(n, ROLE_KEY)
-      const at = n
+      n = json.name(n, start, ROLE_KEY)
+      const at = n - start
       n = json.put(n, roleJson(role))
-      roleAt = span(at, n)
+      roleAt = span(at, n - start)
     }
     if (!hasExp) {
-      n = json.name(n, EXP_KEY)
+      n = json.name(n, start, EXP_KEY)
       n = json.integer(n, exp)
     }
     json.reserve(n, 1)[n++] = CLOSE
@@ -625,15 +643,14 @@ export function createMinter(options: {
     else admit(token, slot)
   }
 
-  function sign(jsonLength: number): string {
-    const payload = json.bytes.toString('base64url', 0, jsonLength)
+  /** Signs the payload `json.bytes[start, jsonEnd)`. */
+  function sign(jsonEnd: number): string {
+    const payload = json.bytes.toString('base64url', start, jsonEnd)
     let end = prefix.length + payload.length
     const bytes = out.reserve(prefix.length, payload.length + 200)
     bytes.write(payload, prefix.length, 'latin1')
     const signature =
-      key.hmac !== null
-        ? key.hmac.bytes(bytes, 7, end)
-        : key.sign(bytes.toString('latin1', 7, end))
+      key.hmac !== null ? key.hmac.bytes(bytes, 7, end) : key.sign(bytes.toString('latin1', 7, end))
     const whole = out.reserve(end, signature.length + 1)
     whole[end++] = DOT
     end += whole.write(signature, end, 'latin1')

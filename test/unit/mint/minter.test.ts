@@ -467,7 +467,12 @@ describe('minter', () => {
 
   it('prepares HMAC once per key with the same result as createHmac (short and long keys, SHA-2 sizes)', () => {
     for (const hash of ['sha256', 'sha384', 'sha512'] as const) {
-      for (const key of [Buffer.from(SECRET), Buffer.alloc(64, 9), Buffer.alloc(128, 8), Buffer.alloc(200, 7)]) {
+      for (const key of [
+        Buffer.from(SECRET),
+        Buffer.alloc(64, 9),
+        Buffer.alloc(128, 8),
+        Buffer.alloc(200, 7),
+      ]) {
         const hmac = new Hmac(hash, key)
         for (const text of ['', 'a.b', 'x'.repeat(5000), '\u00ff\u0080\u0000'.repeat(40), 'y'.repeat(300)]) {
           const expected = createHmac(hash, key).update(text, 'latin1').digest('base64url')
