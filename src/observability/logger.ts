@@ -26,10 +26,13 @@ const REDACT = [
 let isoSecond = Number.NaN
 let isoPrefix = ''
 
+/** The end of a time field for each millisecond: `000Z"` to `999Z"`. */
+const MILLIS: readonly string[] = Array.from({ length: 1000 }, (_, ms) => `${String(ms).padStart(3, '0')}Z"`)
+
 /**
  * pino's `stdTimeFunctions.isoTime` output (`,"time":"2026-01-02T03:04:05.678Z"`) with the part up
- * to the second formatted once per second: `toISOString()` on every line was a tenth of the
- * access line's cost under load.
+ * to the second formatted once per second and the milliseconds taken from a table:
+ * `toISOString()` on every line was a tenth of the access line's cost under load.
  */
 function isoTime(): string {
   const now = Date.now()
@@ -38,8 +41,7 @@ function isoTime(): string {
     isoSecond = second
     isoPrefix = `,"time":"${new Date(second * 1000).toISOString().slice(0, 20)}`
   }
-  const ms = now - second * 1000
-  return `${isoPrefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z"`
+  return isoPrefix + MILLIS[now - second * 1000]!
 }
 
 /**
@@ -52,21 +54,24 @@ function isoTime(): string {
  */
 export const LOG_BUFFER_BYTES = 65536
 export const LOG_FLUSH_INTERVAL_MS = 250
-/** Lines joined and encoded together while they are young (see BufferedDestination #lines). */
-const LINES_PER_GROUP = 32
 /**
- * Lines beyond this many buffered characters (a stdout that does not keep up) are dropped and
+ * Lines beyond this many buffered bytes (a stdout that does not keep up) are dropped and
  * counted instead of growing the heap without limit; see {@link LogDestination.dropped}.
  */
 export const LOG_MAX_BUFFERED = 16 * 1024 * 1024
 /** A non-blocking stdout that is full (`EAGAIN`) is retried after this long. */
 const RETRY_MS = 10
+/** Room past the write threshold in each buffer, so the line that reaches it still fits. */
+const SLACK_BYTES = 16384
+/** UTF-8 takes at most 3 bytes per UTF-16 code unit. */
+const MAX_BYTES_PER_UNIT = 3
 
 /**
- * pino's destination for JSON lines: `write` appends the line to an array (pino's own sonic-boom
- * destination spent ~2.5 us per line on bookkeeping for its asynchronous writes, two thirds of an
- * access line's cost); the joined lines go out in one `fs.write`, at most one under way, further
- * lines buffering meanwhile. Written in order, partial writes continued, `EAGAIN` retried.
+ * pino's destination for JSON lines: `write` encodes the line into the buffer being filled at once
+ * (pino's own sonic-boom destination spent ~2.5 us per line on bookkeeping for its asynchronous
+ * writes, two thirds of an access line's cost), so no line outlives its request as a string; a
+ * filled buffer goes out in one `fs.write`, at most one under way, further lines filling the next
+ * buffer meanwhile. Written in order, partial writes continued, `EAGAIN` retried.
  */
 export interface LogDestination {
   write(line: string): boolean
@@ -95,17 +100,18 @@ class BufferedDestination implements LogDestination {
   readonly #bufferBytes: number
   readonly #intervalMs: number
   readonly #maxBuffered: number
-  /**
-   * The newest lines, as strings; every {@link LINES_PER_GROUP} of them are joined and encoded into
-   * one Buffer in #sealed. An access line is a tree of string pieces until something flattens it:
-   * held as strings until a 64 KiB write, the trees outlived two scavenges and were promoted to the
-   * old generation (about a kilobyte per request); sealed early, they die young.
-   */
-  #lines: string[] = []
-  #sealed: Buffer[] = []
-  /** Lines buffered, in #lines and #sealed. */
+  /** The buffer lines are encoded into, `#used` bytes of it so far, holding `#fillLines` lines. */
+  #fill: Buffer
+  #used = 0
+  #fillLines = 0
+  /** Filled buffers waiting for their write (a stdout slower than the lines), oldest first. */
+  #pending: Buffer[] = []
+  #pendingLines: number[] = []
+  /** The buffer of the last finished write, filled again next (two buffers in turn, no allocation). */
+  #spare: Buffer | null = null
+  /** Lines buffered, in #fill and #pending. */
   #count = 0
-  /** Characters buffered (UTF-16 units: bytes for the ASCII of JSON lines, near enough for a threshold). */
+  /** Bytes buffered, in #fill and #pending. */
   #buffered = 0
   /** The chunk being written asynchronously, and how much of it is confirmed. */
   #chunk: Buffer | null = null
@@ -133,10 +139,36 @@ class BufferedDestination implements LogDestination {
     this.#bufferBytes = options.bufferBytes ?? LOG_BUFFER_BYTES
     this.#intervalMs = options.intervalMs ?? LOG_FLUSH_INTERVAL_MS
     this.#maxBuffered = options.maxBuffered ?? LOG_MAX_BUFFERED
+    this.#fill = this.#newBuffer()
   }
 
   get dropped(): number {
     return this.#dropped
+  }
+
+  /**
+   * The buffer to encode one line into directly, with `max` bytes free from {@link used}, or null
+   * (the line must go through {@link write}: longer than a buffer, or over the bound). The caller
+   * writes at most `max` bytes and calls {@link commit} with its end, or abandons the line.
+   */
+  room(max: number): Buffer | null {
+    if (this.#buffered + max > this.#maxBuffered || max > this.#bufferBytes) return null
+    if (this.#fill.length - this.#used < max) this.#queueFill()
+    return this.#fill
+  }
+
+  /** Where a line encoded into {@link room}'s buffer starts. */
+  get used(): number {
+    return this.#used
+  }
+
+  /** Counts the line encoded into {@link room}'s buffer, ending at `end`, as `write` counts its line. */
+  commit(end: number): void {
+    this.#buffered += end - this.#used
+    this.#used = end
+    this.#fillLines++
+    this.#count++
+    this.#wrote()
   }
 
   write(line: string): boolean {
@@ -145,15 +177,17 @@ class BufferedDestination implements LogDestination {
       this.#unreported++
       return true
     }
-    this.#lines.push(line)
-    this.#count++
-    this.#buffered += line.length
-    if (this.#lines.length >= LINES_PER_GROUP) this.#seal()
+    this.#append(line)
+    this.#wrote()
+    return true
+  }
+
+  /** A line was buffered: write once enough is pending, else within the flush interval. */
+  #wrote(): void {
     if (this.#chunk === null) {
       if (this.#buffered >= this.#bufferBytes) this.#start()
       else if (this.#timer === null) this.#timer = setTimeout(this.#tick, this.#intervalMs).unref()
     }
-    return true
   }
 
   flush(): Promise<void> {
@@ -182,18 +216,49 @@ class BufferedDestination implements LogDestination {
     }
   }
 
-  /** Encodes the open group of lines into one Buffer. */
-  #seal(): void {
-    if (this.#lines.length === 0) return
-    this.#sealed.push(Buffer.from(this.#lines.join(''), 'utf8'))
-    this.#lines = []
+  #newBuffer(): Buffer {
+    return Buffer.allocUnsafeSlow(this.#bufferBytes + SLACK_BYTES)
   }
 
-  /** Moves every buffered line into one Buffer. */
+  /** Encodes `line` at the end of the fill buffer (a full one is queued first). */
+  #append(line: string): void {
+    if (this.#fill.length - this.#used < line.length * MAX_BYTES_PER_UNIT) {
+      this.#queueFill()
+      if (this.#fill.length < line.length * MAX_BYTES_PER_UNIT) {
+        // Longer than a buffer (a very long error line): a buffer of its own.
+        const whole = Buffer.from(line, 'utf8')
+        this.#pending.push(whole)
+        this.#pendingLines.push(1)
+        this.#count++
+        this.#buffered += whole.length
+        return
+      }
+    }
+    const n = this.#fill.write(line, this.#used)
+    this.#used += n
+    this.#fillLines++
+    this.#count++
+    this.#buffered += n
+  }
+
+  /** Moves what the fill buffer holds to the queue and starts a fresh fill buffer. */
+  #queueFill(): void {
+    if (this.#used === 0) return
+    this.#pending.push(this.#fill.subarray(0, this.#used))
+    this.#pendingLines.push(this.#fillLines)
+    this.#fill = this.#spare ?? this.#newBuffer()
+    this.#spare = null
+    this.#used = 0
+    this.#fillLines = 0
+  }
+
+  /** Every buffered line in one Buffer, taken out of the destination. */
   #take(): Buffer {
-    this.#seal()
-    const data = this.#sealed.length === 1 ? this.#sealed[0]! : Buffer.concat(this.#sealed)
-    this.#sealed = []
+    this.#queueFill()
+    const pending = this.#pending
+    const data = pending.length === 1 ? pending[0]! : Buffer.concat(pending)
+    this.#pending = []
+    this.#pendingLines = []
     this.#count = 0
     this.#buffered = 0
     return data
@@ -205,8 +270,14 @@ class BufferedDestination implements LogDestination {
       clearTimeout(this.#timer)
       this.#timer = null
     }
-    this.#chunkLines = this.#count
-    this.#chunk = this.#take()
+    this.#queueFill()
+    const chunk = this.#pending.shift()
+    if (chunk === undefined) return
+    const lines = this.#pendingLines.shift()!
+    this.#count -= lines
+    this.#buffered -= chunk.length
+    this.#chunk = chunk
+    this.#chunkLines = lines
     this.#offset = 0
     this.#writeChunk()
   }
@@ -232,6 +303,11 @@ class BufferedDestination implements LogDestination {
         return
       }
     }
+    // The chunk's buffer is filled again, unless it was one line's own or a buffer waits already.
+    const done = this.#chunk!
+    if (this.#spare === null && done.buffer.byteLength === this.#bufferBytes + SLACK_BYTES) {
+      this.#spare = Buffer.from(done.buffer, done.byteOffset, done.buffer.byteLength)
+    }
     this.#chunk = null
     if (this.#count > 0 && (this.#flushWanted || this.#buffered >= this.#bufferBytes)) {
       this.#start()
@@ -253,9 +329,7 @@ class BufferedDestination implements LogDestination {
     if (this.#unreported === 0) return
     const line = `{"level":40${isoTime()},"service":"postgrest-gateway","dropped":${this.#unreported},"msg":"log lines dropped: stdout did not keep up"}\n`
     this.#unreported = 0
-    this.#lines.push(line)
-    this.#count++
-    this.#buffered += line.length
+    this.#append(line)
   }
 }
 
@@ -373,20 +447,178 @@ function jsonNumber(value: number): string {
   return Number.isFinite(value) ? String(value) : 'null'
 }
 
+/** The decimals of a whole number of microseconds past the millisecond: '', '.001' ... '.999', trailing zeros dropped. */
+const FRACTIONS: readonly string[] = Array.from({ length: 1000 }, (_, us) =>
+  us === 0 ? '' : `.${String(us).padStart(3, '0').replace(/0+$/, '')}`,
+)
+
 /**
- * `jsonNumber` for the log's millisecond figures, rounded to 3 decimals: from the integer number of
- * microseconds, which formats several times faster than a fraction. Exact: below 10^15, `k / 1000`
- * prints as the decimal k with a point put in (no shorter decimal is the same double).
+ * The whole microseconds of a millisecond figure rounded to 3 decimals, or -1 when the figure does
+ * not print as such: below 10^15 microseconds, `k / 1000` prints as the decimal k with a point put
+ * in (no shorter decimal is the same double), so the figure can be written from the integer.
+ */
+function wholeMicros(value: number): number {
+  const us = Math.round(value * 1000)
+  return us / 1000 !== value || us < 0 || us >= 1e15 ? -1 : us
+}
+
+/**
+ * `jsonNumber` for the log's millisecond figures: the whole milliseconds and a table entry for the
+ * rest, which formats several times faster than a fraction.
  */
 function jsonMs(value: number): string {
-  const us = Math.round(value * 1000)
-  if (us / 1000 !== value || us < 0 || us >= 1e15) return jsonNumber(value)
-  if (us % 1000 === 0) return String(us / 1000)
-  const digits = String(us).padStart(4, '0')
-  const point = digits.length - 3
-  let end = digits.length
-  while (digits.charCodeAt(end - 1) === 48 /* 0 */) end--
-  return `${digits.slice(0, point)}.${digits.slice(point, end)}`
+  const us = wholeMicros(value)
+  if (us === -1) return jsonNumber(value)
+  const whole = Math.floor(us / 1000)
+  return String(whole) + FRACTIONS[us - whole * 1000]!
+}
+
+const ascii = (text: string): Uint8Array => Uint8Array.from(text, (c) => c.charCodeAt(0))
+const LEVEL_30 = ascii('{"level":30')
+const REQ_ID = ascii(',"reqId":"')
+const METHOD = ascii('","method":"')
+const PATH = ascii('","path":"')
+const STATUS = ascii('","status":')
+const DURATION = ascii(',"durationMs":')
+const UPSTREAM = ascii(',"upstreamMs":')
+const ROLE = ascii(',"role":')
+const CODE = ascii(',"code":')
+const NULL = ascii('null')
+const END = ascii(',"msg":"request"}\n')
+/** The bytes of a line but for its fields' own characters. */
+const FIXED_BYTES = 256
+
+/** `bytes` copied to `at`. */
+function put(buf: Uint8Array, at: number, bytes: Uint8Array): number {
+  buf.set(bytes, at)
+  return at + bytes.length
+}
+
+/**
+ * `text` copied to `at` as the inside of a JSON string, or -1 when it holds a character JSON
+ * escapes or one beyond ASCII (the line is then written through the string path).
+ */
+function putText(buf: Uint8Array, at: number, text: string): number {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c < 32 || c >= 128 || c === 34 || c === 92) return -1
+    buf[at + i] = c
+  }
+  return at + text.length
+}
+
+/** A JSON string (or null) at `at`, or -1 as {@link putText}. */
+function putString(buf: Uint8Array, at: number, text: string | null): number {
+  if (text === null) return put(buf, at, NULL)
+  buf[at] = 34
+  const end = putText(buf, at + 1, text)
+  if (end === -1) return -1
+  buf[end] = 34
+  return end + 1
+}
+
+/** The decimal digits of a whole number below 2^53, written at `at`. */
+function putDigits(buf: Uint8Array, at: number, value: number): number {
+  let digits = 1
+  for (let rest = value; rest >= 10; rest = Math.floor(rest / 10)) digits++
+  let rest = value
+  for (let k = at + digits - 1; k >= at; k--) {
+    const next = Math.floor(rest / 10)
+    buf[k] = 48 + rest - next * 10
+    rest = next
+  }
+  return at + digits
+}
+
+/** A millisecond figure as {@link jsonMs} prints it, or -1 for one that is not a whole number of microseconds. */
+function putMs(buf: Uint8Array, at: number, value: number): number {
+  const us = wholeMicros(value)
+  if (us === -1) return -1
+  const whole = Math.floor(us / 1000)
+  at = putDigits(buf, at, whole)
+  let fraction = us - whole * 1000
+  if (fraction === 0) return at
+  buf[at++] = 46 // .
+  let scale = 100
+  while (fraction > 0) {
+    const digit = Math.floor(fraction / scale)
+    buf[at++] = 48 + digit
+    fraction -= digit * scale
+    scale /= 10
+  }
+  return at
+}
+
+/** The time field (`,"time":"...Z"`) at `at`: the part up to the second encoded once per second. */
+class TimeField {
+  #second = Number.NaN
+  readonly #prefix = new Uint8Array(29)
+
+  put(buf: Uint8Array, at: number): number {
+    const now = Date.now()
+    const second = Math.floor(now / 1000)
+    if (second !== this.#second) {
+      this.#second = second
+      this.#prefix.set(ascii(`,"time":"${new Date(second * 1000).toISOString().slice(0, 20)}`))
+    }
+    at = put(buf, at, this.#prefix)
+    const ms = now - second * 1000
+    buf[at] = 48 + Math.floor(ms / 100)
+    buf[at + 1] = 48 + (Math.floor(ms / 10) % 10)
+    buf[at + 2] = 48 + (ms % 10)
+    buf[at + 3] = 90 // Z
+    buf[at + 4] = 34 // "
+    return at + 5
+  }
+}
+
+/**
+ * Encodes an access line straight into the destination's buffer: no string is built for it, so the
+ * line costs neither the pieces of a template nor their copy when it is written. Returns false,
+ * leaving nothing behind, for a line it does not encode (a field with a character JSON escapes or
+ * beyond ASCII, a figure that is not a whole number of microseconds, no room): the caller then
+ * writes the line as a string.
+ */
+function encodeAccessLine(
+  destination: BufferedDestination,
+  time: TimeField,
+  bindings: Uint8Array,
+  line: AccessLine,
+): boolean {
+  const { reqId, method, path, status, role, code } = line
+  const max =
+    FIXED_BYTES +
+    bindings.length +
+    reqId.length +
+    (method === undefined ? 0 : method.length) +
+    path.length +
+    (role === null ? 0 : role.length) +
+    (code === null ? 0 : code.length)
+  const buf = destination.room(max)
+  if (buf === null || !Number.isInteger(status) || status < 0 || status >= 1e15) return false
+  let at = put(buf, destination.used, LEVEL_30)
+  at = time.put(buf, at)
+  at = put(buf, at, bindings)
+  at = putText(buf, put(buf, at, REQ_ID), reqId)
+  if (at === -1) return false
+  if (method !== undefined) {
+    at = putText(buf, put(buf, at, METHOD), method)
+    if (at === -1) return false
+  }
+  at = putText(buf, put(buf, at, PATH), path)
+  if (at === -1) return false
+  at = putDigits(buf, put(buf, at, STATUS), status)
+  at = putMs(buf, put(buf, at, DURATION), line.durationMs)
+  if (at === -1) return false
+  at = put(buf, at, UPSTREAM)
+  at = line.upstreamMs === null ? put(buf, at, NULL) : putMs(buf, at, line.upstreamMs)
+  if (at === -1) return false
+  at = putString(buf, put(buf, at, ROLE), role)
+  if (at === -1) return false
+  at = putString(buf, put(buf, at, CODE), code)
+  if (at === -1) return false
+  destination.commit(put(buf, at, END))
+  return true
 }
 
 /**
@@ -398,16 +630,21 @@ function jsonMs(value: number): string {
 export function createAccessLog(logger: Logger): AccessLog {
   const destination = bufferedDestination(logger)
   if (destination === null) return (line) => logger.info(line, 'request')
-  const bindings = (logger as unknown as Record<symbol, string>)[pino.symbols.chindingsSym] ?? ''
+  const chindings = (logger as unknown as Record<symbol, string>)[pino.symbols.chindingsSym] ?? ''
+  const head = `${chindings},"reqId":`
+  // Bindings beyond ASCII (a service name, say) send every line the string way.
+  const bindings = /^[\x20-\x7e]*$/.test(chindings) ? ascii(chindings) : null
+  const time = new TimeField()
   return (line) => {
     if (!logger.isLevelEnabled('info')) return
+    if (bindings !== null && encodeAccessLine(destination, time, bindings, line)) return
     // pino leaves out undefined fields; the method is always set on a request Node parsed.
     const method = line.method === undefined ? '' : `,"method":${jsonString(line.method)}`
     const upstreamMs = line.upstreamMs === null ? 'null' : jsonMs(line.upstreamMs)
     const role = line.role === null ? 'null' : jsonString(line.role)
     const code = line.code === null ? 'null' : jsonString(line.code)
     destination.write(
-      `{"level":30${isoTime()}${bindings},"reqId":${jsonString(line.reqId)}${method},"path":${jsonString(
+      `{"level":30${isoTime()}${head}${jsonString(line.reqId)}${method},"path":${jsonString(
         line.path,
       )},"status":${jsonNumber(line.status)},"durationMs":${jsonMs(line.durationMs)},"upstreamMs":${upstreamMs},"role":${role},"code":${code},"msg":"request"}\n`,
     )
