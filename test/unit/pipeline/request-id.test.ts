@@ -15,6 +15,17 @@ describe('request ids', () => {
     expect(new Set(ids.map((id) => id.slice(0, 24))).size).toBe(1)
   })
 
+  it('count on across every 65,536 ids, where the formatted upper part of the counter changes', () => {
+    const next = createRequestIds()
+    const ids = Array.from({ length: 0x20002 }, next)
+    expect(ids[0xfffe]!.slice(24)).toBe('00000000ffff')
+    expect(ids[0xffff]!.slice(24)).toBe('000000010000')
+    expect(ids[0x10000]!.slice(24)).toBe('000000010001')
+    expect(ids[0x20001]!.slice(24)).toBe('000000020002')
+    for (const id of [ids[0xffff]!, ids[0x20001]!]) expect(id).toMatch(UUID_V8)
+    expect(new Set(ids).size).toBe(ids.length)
+  })
+
   it('start from a random prefix in every generator (every process)', () => {
     const prefixes = new Set(Array.from({ length: 50 }, () => createRequestIds()().slice(0, 24)))
     expect(prefixes.size).toBe(50)
