@@ -1,5 +1,7 @@
 // The one place that orders the stages: bearer -> verify -> freshen -> hook -> role -> mint -> forward.
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
+// The global `performance` is a lazy accessor on globalThis, read through a call on every use.
+import { performance } from 'node:perf_hooks'
 import type { Logger } from 'pino'
 import { extractBearer } from './auth/bearer.js'
 import type { Claims, VerifiedToken, Verifier } from './auth/types.js'
@@ -7,7 +9,7 @@ import { GatewayError, sendError } from './errors/index.js'
 import type { Minter } from './mint/minter.js'
 import type { CounterChild, HistogramChild } from './observability/fast-metrics.js'
 import { type AccessLog, createAccessLog } from './observability/logger.js'
-import { type MethodLabel, type Metrics, methodLabel, type StatusClass } from './observability/metrics.js'
+import { METHOD_LABELS, type Metrics, methodLabel, type StatusClass } from './observability/metrics.js'
 import { createRequestIds, isAcceptableRequestId } from './request-id.js'
 import type { CurrentUser, RoleMapper } from './role/map-role.js'
 
@@ -21,17 +23,24 @@ export interface HookStage {
   run(token: VerifiedToken, user: CurrentUser | null): Readonly<Claims> | Promise<Readonly<Claims>>
 }
 
-/** The forward stage as the pipeline sees it (implemented in proxy/): `done` is called exactly once. */
+/** What the forward stage reports at the end of an exchange (implemented in proxy/). */
+export interface ForwardResult {
+  readonly status: number
+  readonly upstreamMs: number
+}
+
+/**
+ * The forward stage as the pipeline sees it (implemented in proxy/): `done` is called exactly once,
+ * with the `opaque` value it was given.
+ */
 export interface ForwardStage {
-  forward(
+  forward<T>(
     req: IncomingMessage,
     res: ServerResponse,
     authorization: string | null,
     requestId: string,
-    done: (
-      failure: GatewayError | null,
-      outcome: { readonly status: number; readonly upstreamMs: number },
-    ) => void,
+    opaque: T,
+    done: (opaque: T, failure: GatewayError | null, outcome: ForwardResult) => void,
   ): void
 }
 
@@ -90,19 +99,30 @@ function pathOf(url: string | undefined): string {
   return q === -1 ? url : url.slice(0, q)
 }
 
+/** The request metrics of one method label, bound once. */
+interface MethodMetrics {
+  /** By status class: 1xx..5xx. */
+  readonly counters: readonly CounterChild[]
+  readonly duration: HistogramChild
+}
+
 /** One object per request, every field set in the constructor so its shape stays stable. */
 class RequestContext implements DecisionContext {
+  readonly req: IncomingMessage
+  readonly res: ServerResponse
   readonly start = performance.now()
   readonly requestId: string
-  readonly method: MethodLabel
+  readonly metrics: MethodMetrics
   role: string | null = null
   status = 0
   upstreamMs = -1
   error: GatewayError | null = null
 
-  constructor(req: IncomingMessage) {
+  constructor(req: IncomingMessage, res: ServerResponse, metrics: MethodMetrics) {
+    this.req = req
+    this.res = res
     this.requestId = requestIdOf(req)
-    this.method = methodLabel(req.method)
+    this.metrics = metrics
   }
 }
 
@@ -134,15 +154,17 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   const hasKeys = options.hasKeys
 
   // Bind every label child once: no label lookups per request.
-  const requestCounters = new Map<MethodLabel, readonly CounterChild[]>()
-  const durations = new Map<MethodLabel, HistogramChild>()
-  for (const m of ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'OTHER'] as const) {
-    requestCounters.set(
-      m,
-      STATUS_CLASSES.map((c) => metrics.requests.labels(m, c)),
-    )
-    durations.set(m, metrics.requestDuration.labels(m))
+  const requestMetrics = new Map<string, MethodMetrics>()
+  for (const m of METHOD_LABELS) {
+    requestMetrics.set(m, {
+      counters: STATUS_CLASSES.map((c) => metrics.requests.labels(m, c)),
+      duration: metrics.requestDuration.labels(m),
+    })
   }
+  const getMetrics = requestMetrics.get('GET')!
+  /** The request metrics of a method: GET (most requests) without a lookup. */
+  const metricsOf = (method: string | undefined): MethodMetrics =>
+    method === 'GET' ? getMetrics : requestMetrics.get(methodLabel(method))!
   // gateway_requests_in_flight is read from this count at scrape time (gateway.ts), not updated here.
   let inFlight = 0
   const accessLog: AccessLog = createAccessLog(logger)
@@ -212,31 +234,22 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     return minter.authorization(verified, user, role, hookClaims)
   }
 
-  function finish(ctx: RequestContext, res: ServerResponse): void {
-    inFlight--
-    const status = ctx.status !== 0 ? ctx.status : res.statusCode
-    const seconds = (performance.now() - ctx.start) / 1000
-    // Index into STATUS_CLASSES: 1xx..5xx, anything else counts as 5xx.
-    const cls = status >= 100 && status < 600 ? Math.floor(status / 100) - 1 : 4
-    requestCounters.get(ctx.method)![cls]!.inc()
-    durations.get(ctx.method)!.observe(seconds)
+  /**
+   * The forward stage's report: `ctx` is the opaque value given to it, so no closure is made per
+   * request.
+   */
+  function forwarded(ctx: RequestContext, failure: GatewayError | null, outcome: ForwardResult): void {
+    if (failure !== null) {
+      failed(ctx, failure)
+      return
+    }
+    ctx.status = outcome.status
+    ctx.upstreamMs = outcome.upstreamMs
+    done(ctx)
   }
 
-  function forward(
-    req: IncomingMessage,
-    res: ServerResponse,
-    ctx: RequestContext,
-    authorization: string | null,
-  ): void {
-    forwarder.forward(req, res, authorization, ctx.requestId, (failure, outcome) => {
-      if (failure !== null) return failed(req, res, ctx, failure)
-      ctx.status = outcome.status
-      ctx.upstreamMs = outcome.upstreamMs
-      done(req, res, ctx)
-    })
-  }
-
-  function failed(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, err: unknown): void {
+  function failed(ctx: RequestContext, err: unknown): void {
+    const { req, res } = ctx
     try {
       const failure =
         err instanceof GatewayError
@@ -248,23 +261,27 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       // Drain an unread request body so the connection can be reused (or is closed by Node).
       if (!req.complete) req.resume()
     } finally {
-      done(req, res, ctx)
+      done(ctx)
     }
   }
 
-  function done(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): void {
-    finish(ctx, res)
-    log(req, res, ctx)
-  }
-
-  function log(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): void {
+  /** Counts the request, observes its duration and writes its access line. */
+  function done(ctx: RequestContext): void {
+    inFlight--
+    const { req, res } = ctx
+    const status = ctx.status !== 0 ? ctx.status : res.statusCode
+    const ms = performance.now() - ctx.start
+    const byMethod = ctx.metrics
+    // Index into STATUS_CLASSES: 1xx..5xx, anything else counts as 5xx.
+    byMethod.counters[status >= 100 && status < 600 ? Math.floor(status / 100) - 1 : 4]!.inc()
+    byMethod.duration.observe(ms / 1000)
     const err = ctx.error
     const line = {
       reqId: ctx.requestId,
       method: req.method,
       path: pathOf(req.url),
-      status: ctx.status !== 0 ? ctx.status : res.statusCode,
-      durationMs: Math.round((performance.now() - ctx.start) * 1000) / 1000,
+      status,
+      durationMs: Math.round(ms * 1000) / 1000,
       upstreamMs: ctx.upstreamMs < 0 ? null : Math.round(ctx.upstreamMs * 1000) / 1000,
       role: ctx.role,
       code: err === null ? null : err.code,
@@ -283,21 +300,21 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     authorize,
     handle(req, res) {
       inFlight++
-      const ctx = new RequestContext(req)
+      const ctx = new RequestContext(req, res, metricsOf(req.method))
       let authorization: string | null | Promise<string | null>
       try {
         authorization = authorize(req, ctx)
       } catch (err) {
-        failed(req, res, ctx, err)
+        failed(ctx, err)
         return
       }
       if (authorization instanceof Promise) {
         authorization.then(
-          (value) => forward(req, res, ctx, value),
-          (err: unknown) => failed(req, res, ctx, err),
+          (value) => forwarder.forward(req, res, value, ctx.requestId, ctx, forwarded),
+          (err: unknown) => failed(ctx, err),
         )
       } else {
-        forward(req, res, ctx, authorization)
+        forwarder.forward(req, res, authorization, ctx.requestId, ctx, forwarded)
       }
     },
   }

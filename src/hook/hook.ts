@@ -1,4 +1,5 @@
 // Hook stage: freshen -> hook -> role. Runs a Supabase custom access token hook once per claims version.
+import { performance } from 'node:perf_hooks'
 import type { Logger } from 'pino'
 import type { Claims, VerifiedToken } from '../auth/types.js'
 import type { HookConfig } from '../config/types.js'

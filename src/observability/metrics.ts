@@ -22,8 +22,8 @@ export type VerifyOutcome = (typeof VERIFY_OUTCOMES)[number]
 export type UpstreamErrorKind = 'connect' | 'timeout' | 'reset' | 'other'
 export type CacheEvent = 'hit' | 'miss' | 'stale'
 
-const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'OTHER'] as const
-export type MethodLabel = (typeof METHODS)[number]
+export const METHOD_LABELS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'OTHER'] as const
+export type MethodLabel = (typeof METHOD_LABELS)[number]
 
 export function methodLabel(method: string | undefined): MethodLabel {
   switch (method) {

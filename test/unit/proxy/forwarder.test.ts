@@ -95,8 +95,10 @@ async function startGateway(
   const server = createServer((req, res) => {
     const inbound = req.headers['x-request-id']
     const requestId = typeof inbound === 'string' ? inbound : randomUUID()
-    forwarder.forward(req, res, authorization, requestId, (failure, outcome) => {
-      if (failure === null) outcomes.push(outcome)
+    forwarder.forward(req, res, authorization, requestId, null, (_opaque, failure, outcome) => {
+      // The outcome is read during the call only: copied.
+      const { status, upstreamMs, clientAborted } = outcome
+      if (failure === null) outcomes.push({ status, upstreamMs, clientAborted })
       else {
         failures.push(failure)
         sendError(res, failure)
@@ -284,13 +286,13 @@ describe('forward: headers', () => {
         'application/json',
         'Authorization',
         'Bearer minted',
-        'X-Forwarded-For',
+        'x-forwarded-for',
         '127.0.0.1',
-        'X-Forwarded-Proto',
+        'x-forwarded-proto',
         'http',
-        'X-Forwarded-Host',
+        'x-forwarded-host',
         'gw.example:8080',
-        'X-Request-Id',
+        'x-request-id',
         'client-id-1',
         'content-length',
         '9',
