@@ -27,13 +27,13 @@ export interface Target {
   readonly port: number
 }
 
+/** One target's figures in one round. */
 interface Round {
-  requests: number
-  seconds: number
-  cpuSeconds: number
-  p50: number[]
-  p99: number[]
-  failures: number
+  readonly rps: number
+  readonly cpuUs: number
+  readonly p50: number
+  readonly p99: number
+  readonly failures: number
 }
 
 const CLOCK_TICKS = 100 // CLK_TCK on Linux
@@ -184,8 +184,8 @@ export function median(values: readonly number[]): number {
 }
 
 export async function runLoad(options: LoadOptions): Promise<Row[]> {
-  const roundSeconds = Number(process.env['BENCH_ROUND_SECONDS'] ?? (options.quick ? 2 : 5))
-  const rounds = Number(process.env['BENCH_ROUNDS'] ?? (options.quick ? 1 : 3))
+  const roundSeconds = Number(process.env['BENCH_ROUND_SECONDS'] ?? (options.quick ? 2 : 3))
+  const rounds = Number(process.env['BENCH_ROUNDS'] ?? (options.quick ? 1 : 5))
   const log = (text: string) => process.stderr.write(`  load: ${text}\n`)
   const headers = options.users.map((u, n) => ({
     authorization: `Bearer ${hsToken(u, n)}`,
@@ -242,40 +242,50 @@ export async function runLoad(options: LoadOptions): Promise<Row[]> {
     }
 
     for (const connections of [32, 256]) {
-      const results = new Map<Target, Round>()
+      const results = new Map<Target, Round[]>()
       for (const t of targets) {
-        results.set(t, { requests: 0, seconds: 0, cpuSeconds: 0, p50: [], p99: [], failures: 0 })
+        results.set(t, [])
         await drive(t, connections, 1, headers) // warm-up: JIT, connection pools, caches
       }
       for (let r = 0; r < rounds; r++) {
-        for (const t of targets) {
+        // Every target once per round, the order rotating from round to round: a target is
+        // compared with the others as they ran minutes apart at most, none always first or last.
+        for (let k = 0; k < targets.length; k++) {
+          const t = targets[(k + r) % targets.length]!
           log(`${connections} connections, round ${r + 1}/${rounds}: ${t.name}`)
           const pid = t.child.pid!
           const cpuBefore = cpuSeconds(pid)
           const result = await drive(t, connections, roundSeconds, headers)
           const cpu = cpuSeconds(pid) - cpuBefore
-          const acc = results.get(t)!
-          acc.requests += result.requests.total
-          acc.seconds += result.duration
-          acc.cpuSeconds += cpu
-          acc.p50.push(result.latency.p50)
-          acc.p99.push(result.latency.p99)
-          acc.failures += result.errors + result.timeouts + result.non2xx
+          const requests = result.requests.total
+          results.get(t)!.push({
+            rps: requests / result.duration,
+            cpuUs: (cpu / requests) * 1e6,
+            p50: result.latency.p50,
+            p99: result.latency.p99,
+            failures: result.errors + result.timeouts + result.non2xx,
+          })
         }
       }
       const summary = (t: Target) => {
-        const acc = results.get(t)!
+        const all = results.get(t)!
         return {
-          rps: acc.requests / acc.seconds,
-          p50: median(acc.p50),
-          p99: median(acc.p99),
-          cpuUs: (acc.cpuSeconds / acc.requests) * 1e6,
-          failures: acc.failures,
+          rps: median(all.map((x) => x.rps)),
+          p50: median(all.map((x) => x.p50)),
+          p99: median(all.map((x) => x.p99)),
+          cpuUs: median(all.map((x) => x.cpuUs)),
+          failures: all.reduce((sum, x) => sum + x.failures, 0),
         }
       }
-      const bare = summary(targets.find((t) => t.name === 'bare undici proxy')!)
-      const bareDefaults = summary(targets.find((t) => t.name === 'bare undici proxy, Node defaults')!)
-      const fastify = summary(targets.find((t) => t.name.startsWith('fastify'))!)
+      /** The median over rounds of `of(target's round, other's round)`: paired, as the two ran close together. */
+      const paired = (t: Target, other: Target, of: (a: Round, b: Round) => number): number => {
+        const mine = results.get(t)!
+        const theirs = results.get(other)!
+        return median(mine.map((x, r) => of(x, theirs[r]!)))
+      }
+      const bare = targets.find((t) => t.name === 'bare undici proxy')!
+      const bareDefaults = targets.find((t) => t.name === 'bare undici proxy, Node defaults')!
+      const fastify = targets.find((t) => t.name.startsWith('fastify'))!
       for (const t of targets) {
         const s = summary(t)
         const fig = `${formatRate(s.rps)}, p50 ${s.p50} ms, p99 ${s.p99} ms, ${s.cpuUs.toFixed(0)} us CPU/req`
@@ -291,17 +301,17 @@ export async function runLoad(options: LoadOptions): Promise<Row[]> {
           rows.push(row('load', name, fig, metrics, { pass: s.failures === 0 ? null : false }))
           continue
         }
-        const rpsRatio = s.rps / bare.rps
-        const cpuRatio = s.cpuUs / bare.cpuUs
-        const p99Delta = s.p99 - bare.p99
-        const vsFastify = s.rps / fastify.rps
+        const rpsRatio = paired(t, bare, (a, b) => a.rps / b.rps)
+        const cpuRatio = paired(t, bare, (a, b) => a.cpuUs / b.cpuUs)
+        const p99Delta = paired(t, bare, (a, b) => a.p99 - b.p99)
+        const vsFastify = paired(t, fastify, (a, b) => a.rps / b.rps)
         rows.push(
           row('load', name, fig, metrics, {
             versus:
               `${rpsRatio.toFixed(2)}x bare req/s, ${cpuRatio.toFixed(2)}x bare CPU, ` +
               `p99 ${p99Delta >= 0 ? '+' : ''}${p99Delta.toFixed(1)} ms, ${vsFastify.toFixed(2)}x fastify req/s; ` +
-              `vs bare at Node defaults: ${(s.rps / bareDefaults.rps).toFixed(2)}x req/s, ` +
-              `${(s.cpuUs / bareDefaults.cpuUs).toFixed(2)}x CPU`,
+              `vs bare at Node defaults: ${paired(t, bareDefaults, (a, b) => a.rps / b.rps).toFixed(2)}x req/s, ` +
+              `${paired(t, bareDefaults, (a, b) => a.cpuUs / b.cpuUs).toFixed(2)}x CPU`,
             target: '>=0.9x, <=1.15x, <=+1 ms, >=2x',
             pass: s.failures === 0 && rpsRatio >= 0.9 && cpuRatio <= 1.15 && p99Delta <= 1 && vsFastify >= 2,
           }),
