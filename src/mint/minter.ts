@@ -155,12 +155,10 @@ class Scratch {
     }
     return this.bytes
   }
-  /** `bytes` copied in at `at` (a loop: the values copied are short, a native call costs more). */
+  /** `bytes` copied in at `at` (TypedArray#set: a builtin, cheaper than a loop or Buffer#copy). */
   put(at: number, bytes: Buffer): number {
-    const length = bytes.length
-    const target = this.reserve(at, length)
-    for (let k = 0; k < length; k++) target[at + k] = bytes[k]!
-    return at + length
+    this.reserve(at, bytes.length).set(bytes, at)
+    return at + bytes.length
   }
   /** JSON.stringify of an integer, written at `at`. */
   integer(at: number, value: number): number {
@@ -210,8 +208,9 @@ export function createMinter(options: {
   const oversize = options.metrics?.mintedOversize
   const self = {}
   // The payload JSON is built in `json`; the whole `Bearer <header>.<payload>.<signature>` value is
-  // assembled in `out` (whose prefix is written once) and read out as one flat string: no rope of
-  // concatenated pieces is kept alive by the reuse slot.
+  // assembled in one buffer (HS256: the HMAC's, where it is hashed; other keys: `out`), whose
+  // header is written once, and read out as one flat string: no rope of concatenated pieces is
+  // kept alive by the reuse slot.
   // A payload read in (the inbound one, or the last minted one to splice) sits at the start of
   // `json` and the new payload is written after it, from `start`: copies between them stay in one
   // buffer.
@@ -220,6 +219,7 @@ export function createMinter(options: {
   const prefix = `Bearer ${encodedHeader}.`
   const out = new Scratch(4096)
   out.bytes.write(prefix, 0, 'latin1')
+  const hmac = key.hmac === null ? null : key.hmac.withPrefix(`${encodedHeader}.`)
   let appAt = -1
   let roleAt = -1
   // The inbound payload bytes (first mint from the token text) and, while scanning them, the member
@@ -646,11 +646,15 @@ export function createMinter(options: {
   /** Signs the payload `json.bytes[start, jsonEnd)`. */
   function sign(jsonEnd: number): string {
     const payload = json.bytes.toString('base64url', start, jsonEnd)
+    if (hmac !== null) {
+      // Written straight after the header in the HMAC's own buffer and read out of it with the MAC.
+      hmac.scratch(payload.length).write(payload, hmac.messageStart, 'latin1')
+      return hmac.signedText(payload.length, 'Bearer ')
+    }
     let end = prefix.length + payload.length
     const bytes = out.reserve(prefix.length, payload.length + 200)
     bytes.write(payload, prefix.length, 'latin1')
-    const signature =
-      key.hmac !== null ? key.hmac.bytes(bytes, 7, end) : key.sign(bytes.toString('latin1', 7, end))
+    const signature = key.sign(bytes.toString('latin1', 7, end))
     const whole = out.reserve(end, signature.length + 1)
     whole[end++] = DOT
     end += whole.write(signature, end, 'latin1')

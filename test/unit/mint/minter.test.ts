@@ -482,4 +482,23 @@ describe('minter', () => {
       }
     }
   })
+
+  it('signs a message written after a fixed prefix and reads the whole JWS out as one string', () => {
+    for (const hash of ['sha256', 'sha384', 'sha512'] as const) {
+      for (const key of [Buffer.from(SECRET), Buffer.alloc(200, 7)]) {
+        const prefix = 'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.'
+        const hmac = new Hmac(hash, key).withPrefix(prefix)
+        // Longer than the buffer it starts with: the prefix must survive the buffer growing.
+        for (const text of ['', 'e30', 'x'.repeat(5000), 'y'.repeat(300), 'e30']) {
+          const mac = createHmac(hash, key)
+            .update(prefix + text, 'latin1')
+            .digest('base64url')
+          hmac.scratch(text.length).write(text, hmac.messageStart, 'latin1')
+          expect(hmac.signedText(text.length, 'Bearer ')).toBe(`Bearer ${prefix}${text}.${mac}`)
+          // The pad bytes lent to `Bearer ` are back: the next MAC is still right.
+          expect(hmac.latin1(`${text}tail`, text.length)).toBe(mac)
+        }
+      }
+    }
+  })
 })
