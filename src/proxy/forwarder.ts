@@ -7,6 +7,7 @@ import { type Dispatcher, errors, Pool } from 'undici'
 import type { GatewayError } from '../errors/index.js'
 import type { Metrics, UpstreamErrorKind } from '../observability/metrics.js'
 import { forwardRequestHeaders, forwardResponseHeaders } from './headers.js'
+import { SpentBuffers } from './spent-buffers.js'
 import { classifyUpstreamError, isClientAbort, translateUpstreamError } from './upstream-errors.js'
 
 export interface ForwarderOptions {
@@ -154,6 +155,7 @@ class Exchange<T> implements ForwardOutcome {
   }
 
   onData(chunk: Buffer): boolean {
+    this.#forwarder.spent.passed(chunk.length)
     if (this.#remaining >= 0) {
       this.#remaining -= chunk.length
       if (this.#remaining === 0) {
@@ -165,6 +167,14 @@ class Exchange<T> implements ForwardOutcome {
       }
     }
     return this.res.write(chunk) || this.#needDrain()
+  }
+
+  /**
+   * A request body chunk was written to the upstream. undici 7 hands over the chunk itself; its
+   * types name a byte count, which is taken as well.
+   */
+  onBodySent(chunk: Buffer | string | number): void {
+    this.#forwarder.spent.passed(typeof chunk === 'number' ? chunk : chunk.length)
   }
 
   /** Pauses the upstream until `res` drains: undici's resume, registered once per exchange. */
@@ -251,6 +261,8 @@ class UndiciForwarder implements Forwarder {
   readonly #trust: boolean
   readonly #metrics: Metrics | null
   readonly #errors: { readonly [K in UpstreamErrorKind]: Counter.Internal } | null
+  /** Body bytes in both directions, for the collection of spent chunks. */
+  readonly spent: SpentBuffers
 
   constructor(options: ForwarderOptions) {
     const { origin, prefix, host, port } = parseUpstream(options.url)
@@ -259,6 +271,7 @@ class UndiciForwarder implements Forwarder {
     this.#port = port
     this.#connectTimeoutMs = options.connectTimeoutMs
     this.#trust = options.trustForwardedHeaders
+    this.spent = new SpentBuffers()
     this.#pool = new Pool(origin, {
       connections: options.connections,
       // One request per connection at a time: a request is never queued behind another on a socket,
