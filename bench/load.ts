@@ -248,19 +248,23 @@ export async function runLoad(options: LoadOptions): Promise<Row[]> {
         // compared with the others as they ran minutes apart at most, none always first or last.
         for (let k = 0; k < targets.length; k++) {
           const t = targets[(k + r) % targets.length]!
-          log(`${connections} connections, round ${r + 1}/${rounds}: ${t.name}`)
           const pid = t.child.pid!
           const cpuBefore = cpuSeconds(pid)
           const result = await drive(t, connections, roundSeconds, headers)
           const cpu = cpuSeconds(pid) - cpuBefore
           const requests = result.requests.total
-          results.get(t)!.push({
+          const round: Round = {
             rps: requests / result.duration,
             cpuUs: (cpu / requests) * 1e6,
             p50: result.latency.p50,
             p99: result.latency.p99,
             failures: result.errors + result.timeouts + result.non2xx,
-          })
+          }
+          results.get(t)!.push(round)
+          log(
+            `${connections} connections, round ${r + 1}/${rounds}: ${t.name}: ${formatRate(round.rps)}, ` +
+              `${round.cpuUs.toFixed(0)} us CPU/req, p50 ${round.p50} ms, p99 ${round.p99} ms`,
+          )
         }
       }
       const summary = (t: Target) => {
