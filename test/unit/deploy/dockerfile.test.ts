@@ -87,7 +87,12 @@ describe('Dockerfile', () => {
   it('starts the package bin with node in exec form, so node receives SIGTERM', () => {
     const entry = execForm(only('ENTRYPOINT').args)
     expect(entry).toEqual(['node', ...NODE_FLAGS, pkg.bin['postgrest-gateway']])
-    expect(entry).toEqual(['node', '--max-semi-space-size=16', 'dist/src/main.js'])
+    expect(entry).toEqual([
+      'node',
+      '--max-semi-space-size=16',
+      '--no-allocation-site-pretenuring',
+      'dist/src/main.js',
+    ])
     expect(pkg.scripts['start']).toBe(['node', ...NODE_FLAGS, 'dist/src/main.js'].join(' '))
     // The bin runs with the same flags when started directly.
     const shebang = readFileSync(new URL('../../../src/main.ts', import.meta.url), 'utf8').split('\n', 1)[0]
