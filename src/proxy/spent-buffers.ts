@@ -37,7 +37,7 @@ export class SpentBuffers {
   readonly #limit: number
   /** Body bytes passed since the last collection this counter asked for. */
   #passed: number
-  /** Collections asked for: for tests and the benchmark. */
+  /** Collections asked for (read by tests). */
   collections: number
 
   constructor(limit = SPENT_LIMIT, collect = youngCollector()) {
