@@ -57,27 +57,33 @@ async function main(): Promise<void> {
     for (const t of targets) await drive(t, connections, 1, headers)
     const cpu = new Map<string, number[]>(targets.map((t) => [t.name, []]))
     const rps = new Map<string, number[]>(targets.map((t) => [t.name, []]))
+    const p99 = new Map<string, number[]>(targets.map((t) => [t.name, []]))
     const ratios: number[] = []
     for (let r = 0; r < rounds; r++) {
       const order = PERMUTATIONS[r % PERMUTATIONS.length]!.map((i) => targets[i]!)
       const round = new Map<string, number>()
+      const roundP99 = new Map<string, number>()
       for (const t of order) {
         const before = cpuSeconds(t.child.pid!)
-        const result = await drive(t, connections, seconds, headers)
+        const driven = await drive(t, connections, seconds, headers)
+        const { result } = driven
         const us = ((cpuSeconds(t.child.pid!) - before) / result.requests.total) * 1e6
         round.set(t.name, us)
         cpu.get(t.name)!.push(us)
         rps.get(t.name)!.push(result.requests.total / result.duration)
+        p99.get(t.name)!.push(driven.p99)
+        roundP99.set(t.name, driven.p99)
       }
       ratios.push(round.get('B')! / round.get('A')!)
       process.stderr.write(
-        `round ${r + 1}/${rounds}: ${[...round].map(([n, us]) => `${n} ${us.toFixed(1)} us/req`).join(', ')}\n`,
+        `round ${r + 1}/${rounds}: ${[...round].map(([n, us]) => `${n} ${us.toFixed(1)} us/req p99 ${roundP99.get(n)} ms`).join(', ')}\n`,
       )
     }
     for (const t of targets) {
       process.stdout.write(
         `${t.name}: median ${median(cpu.get(t.name)!).toFixed(1)} us CPU/req, ` +
-          `${Math.round(median(rps.get(t.name)!))} req/s (${connections} connections, ${rounds} x ${seconds} s)\n`,
+          `${Math.round(median(rps.get(t.name)!))} req/s, p99 ${median(p99.get(t.name)!)} ms ` +
+          `(${connections} connections, ${rounds} x ${seconds} s)\n`,
       )
     }
     process.stdout.write(`B/A CPU per request, median of rounds: ${median(ratios).toFixed(3)}\n`)

@@ -21,7 +21,15 @@ declare module 'autocannon' {
       requests: { total: number }
       latency: { p50: number; p99: number }
     }
+    /** The running load: a Promise of the result that also reports each response as it arrives. */
+    interface Instance extends Promise<Result> {
+      /** `client` is the connection's client (one per connection); `responseTime` in ms. */
+      on(
+        event: 'response',
+        listener: (client: object, statusCode: number, resBytes: number, responseTime: number) => void,
+      ): this
+    }
   }
-  function autocannon(options: autocannon.Options): Promise<autocannon.Result>
+  function autocannon(options: autocannon.Options): autocannon.Instance
   export default autocannon
 }
