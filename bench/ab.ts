@@ -5,7 +5,16 @@
 import type { ChildProcess } from 'node:child_process'
 import { NODE_FLAGS } from '../src/node-flags.js'
 import { hsToken, INBOUND_SECRET, makeUsers, UPSTREAM_SECRET } from './fixtures.js'
-import { cpuSeconds, drive, median, spawnGateway, spawnReporting, stop, type Target } from './load.js'
+import {
+  cpuSeconds,
+  drive,
+  JIT_WARM_UP_SECONDS,
+  median,
+  spawnGateway,
+  spawnReporting,
+  stop,
+  type Target,
+} from './load.js'
 
 /** Every order of A, B and bare: over a multiple of 6 rounds each runs equally often first, second and last. */
 const PERMUTATIONS = [
@@ -54,7 +63,7 @@ async function main(): Promise<void> {
       ),
     ]
     for (const t of targets) children.push(t.child)
-    for (const t of targets) await drive(t, connections, 1, headers)
+    for (const t of targets) await drive(t, connections, JIT_WARM_UP_SECONDS, headers)
     const cpu = new Map<string, number[]>(targets.map((t) => [t.name, []]))
     const rps = new Map<string, number[]>(targets.map((t) => [t.name, []]))
     const p99 = new Map<string, number[]>(targets.map((t) => [t.name, []]))

@@ -149,6 +149,13 @@ export async function spawnGateway(
   return { name, child, port }
 }
 
+/**
+ * Warm-up before the first measured round: a gateway makes ~500 optimized compilations in its
+ * first 10,000 requests and ~30 more in the next 30,000 (`--trace-opt`), on a compiler thread whose
+ * CPU counts in the process's.
+ */
+export const JIT_WARM_UP_SECONDS = 4
+
 /** What one drive of a target measured. */
 export interface Driven {
   readonly result: autocannon.Result
@@ -156,8 +163,8 @@ export interface Driven {
    * Latency percentiles (ms) of the responses on established connections. The first response on
    * each connection is left out: autocannon starts its clock for it before the connection is open,
    * while it is still setting up all its clients at once, so it measures the load generator's start
-   * (50-600 ms for every proxy here) and, at 256 connections in a 3 s round, would make up most of
-   * the slowest 1%.
+   * (50 ms to 1 s for every proxy at 256 connections here) and, at 256 connections in a 3 s round,
+   * would make up most of the slowest 1%.
    */
   readonly p50: number
   readonly p99: number
@@ -297,10 +304,8 @@ export async function runLoad(options: LoadOptions): Promise<Row[]> {
       const results = new Map<Target, Round[]>()
       for (const t of targets) {
         results.set(t, [])
-        // Warm-up: connection pools and caches, and at the first level the JIT: a gateway makes
-        // ~500 optimized compilations in its first 10,000 requests and ~30 more in the next 30,000,
-        // on a compiler thread whose CPU counts in the process's (`--trace-opt`).
-        await drive(t, connections, level === 0 ? 4 : 1, headers)
+        // Warm-up: connection pools and caches, and at the first level the JIT.
+        await drive(t, connections, level === 0 ? JIT_WARM_UP_SECONDS : 1, headers)
       }
       for (let r = 0; r < rounds; r++) {
         // Every target once per round, the order rotating from round to round: a target is
