@@ -10,7 +10,7 @@ import { runInNewContext } from 'node:vm'
  * download would pass almost whole before the next collection. Counting the body bytes and asking
  * for a young-generation collection (a scavenge: a millisecond or so, the same work V8 does on its
  * own) every {@link SPENT_LIMIT} bytes bounds that memory, whatever the young generation's size.
- * API-sized bodies reach the limit rarely: at 10,000 responses of 1 KB per second, once every 3 s,
+ * API-sized bodies reach the limit rarely: at 10,000 responses of 1 KB per second, about every 1.7 s,
  * against several natural scavenges per second.
  */
 export const SPENT_LIMIT = 16 * 1024 * 1024
