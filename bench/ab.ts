@@ -6,7 +6,6 @@ import type { ChildProcess } from 'node:child_process'
 import { NODE_FLAGS } from '../src/node-flags.js'
 import { hsToken, INBOUND_SECRET, makeUsers, UPSTREAM_SECRET } from './fixtures.js'
 import {
-  cpuSeconds,
   drive,
   JIT_WARM_UP_SECONDS,
   median,
@@ -73,13 +72,11 @@ async function main(): Promise<void> {
       const round = new Map<string, number>()
       const roundP99 = new Map<string, number>()
       for (const t of order) {
-        const before = cpuSeconds(t.child.pid!)
         const driven = await drive(t, connections, seconds, headers)
-        const { result } = driven
-        const us = ((cpuSeconds(t.child.pid!) - before) / result.requests.total) * 1e6
+        const us = driven.cpuUs
         round.set(t.name, us)
         cpu.get(t.name)!.push(us)
-        rps.get(t.name)!.push(result.requests.total / result.duration)
+        rps.get(t.name)!.push(driven.rps)
         p99.get(t.name)!.push(driven.p99)
         roundP99.set(t.name, driven.p99)
       }
