@@ -269,6 +269,19 @@ export function median(values: readonly number[]): number {
   return sorted[Math.floor(sorted.length / 2)] ?? 0
 }
 
+/**
+ * The order of round `r`: every target once, the bare proxy right after the first gateway and
+ * before the others, so each gateway's figures are taken against a bare round that ran next to
+ * it (seconds apart: the host's speed changes from one round to the next), and the whole order
+ * reversed every other round, so no target is always first or last.
+ */
+export function roundOrder(targets: readonly Target[], bare: Target, r: number): Target[] {
+  const gateways = targets.filter((t) => t.name.startsWith('gateway'))
+  const others = targets.filter((t) => t !== bare && !gateways.includes(t))
+  const order = [...gateways.slice(0, 1), bare, ...gateways.slice(1), ...others]
+  return r % 2 === 0 ? order : order.reverse()
+}
+
 export async function runLoad(options: LoadOptions): Promise<Row[]> {
   const roundSeconds = Number(process.env['BENCH_ROUND_SECONDS'] ?? (options.quick ? 2 : 3))
   // At 256 connections a round's p99 moves by up to +-10 ms between two runs of the same build on a
@@ -315,6 +328,7 @@ export async function runLoad(options: LoadOptions): Promise<Row[]> {
       await spawnReporting('fastify + jwt + reply-from', 'dist/bench/servers/fastify-gateway.js', proxyEnv),
     )
     for (const t of targets) children.push(t.child)
+    const bare = targets.find((t) => t.name === 'bare undici proxy')!
 
     // Every proxy must answer the upstream's body for every user before it is timed.
     const expected = await get(upstream.port, PATH)
@@ -336,10 +350,7 @@ export async function runLoad(options: LoadOptions): Promise<Row[]> {
         await drive(t, connections, level === 0 ? JIT_WARM_UP_SECONDS : 1, headers)
       }
       for (let r = 0; r < rounds; r++) {
-        // Every target once per round, the order rotating from round to round: a target is
-        // compared with the others as they ran minutes apart at most, none always first or last.
-        for (let k = 0; k < targets.length; k++) {
-          const t = targets[(k + r) % targets.length]!
+        for (const t of roundOrder(targets, bare, r)) {
           const driven = await drive(t, connections, roundSeconds, headers)
           const { result } = driven
           const round: Round = {
@@ -375,7 +386,6 @@ export async function runLoad(options: LoadOptions): Promise<Row[]> {
         const theirs = results.get(other)!
         return median(mine.map((x, r) => of(x, theirs[r]!)))
       }
-      const bare = targets.find((t) => t.name === 'bare undici proxy')!
       const fastify = targets.find((t) => t.name === 'fastify + jwt + reply-from')!
       for (const t of targets) {
         const s = summary(t)
