@@ -272,11 +272,13 @@ export function median(values: readonly number[]): number {
 /**
  * The order of round `r`: every target once, the bare proxy right after the first gateway and
  * before the others, so each gateway's figures are taken against a bare round that ran next to
- * it (seconds apart: the host's speed changes from one round to the next), and the whole order
- * reversed every other round, so no target is always first or last.
+ * it (seconds apart: the host's speed changes from one round to the next). The whole order is
+ * reversed every other round, so no target is always first or last, and the gateways swap places
+ * every two rounds, so each runs next to the fastify gateway in half of the rounds.
  */
 export function roundOrder(targets: readonly Target[], bare: Target, r: number): Target[] {
   const gateways = targets.filter((t) => t.name.startsWith('gateway'))
+  if (Math.floor(r / 2) % 2 === 1) gateways.reverse()
   const others = targets.filter((t) => t !== bare && !gateways.includes(t))
   const order = [...gateways.slice(0, 1), bare, ...gateways.slice(1), ...others]
   return r % 2 === 0 ? order : order.reverse()
