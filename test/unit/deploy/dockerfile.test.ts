@@ -91,6 +91,7 @@ describe('Dockerfile', () => {
       'node',
       '--max-semi-space-size=16',
       '--no-allocation-site-pretenuring',
+      '--expose-gc',
       'dist/src/main.js',
     ])
     expect(pkg.scripts['start']).toBe(['node', ...NODE_FLAGS, 'dist/src/main.js'].join(' '))
