@@ -39,8 +39,8 @@ function takeExposedGc(): Gc | null {
  * startup: while a second context is alive, the collections Node 24's V8 makes when the process
  * turns idle (its memory reducer) discarded the optimized code of about 100 of the gateway's
  * functions, which then ran in lower tiers while V8 compiled them again. Measured at 256
- * connections, in rounds with idle spells between them: 1.20x the bare proxy's CPU per request
- * with the context made at startup, 1.12x without it.
+ * connections, in rounds with idle spells between them: 1.19-1.20x the bare proxy's CPU per request
+ * with the context made at startup, 1.12-1.14x without it.
  */
 function contextGc(): Gc | null {
   try {
