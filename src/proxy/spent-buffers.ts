@@ -58,7 +58,7 @@ function contextGc(): Gc | null {
 let collector: Gc | null | undefined = EXPOSED_GC ?? undefined
 
 /** Asks V8 for a young-generation collection (a scavenge), with the first collector available. */
-export function collectYoung(): void {
+function collectYoung(): void {
   if (collector === undefined) collector = contextGc()
   collector?.({ type: 'minor' })
 }
