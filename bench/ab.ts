@@ -46,8 +46,8 @@ async function main(): Promise<void> {
     const upstream = await spawnReporting('upstream', 'dist/bench/servers/upstream.js', {})
     children.push(upstream.child)
     const targets: Target[] = [
-      await spawnGateway('A', upstream.port, null, a),
-      await spawnGateway('B', upstream.port, null, b),
+      await spawnGateway('A', upstream.port, null, { main: a }),
+      await spawnGateway('B', upstream.port, null, { main: b }),
       // Under the gateway's Node flags, as in the load benchmark's ratios.
       await spawnReporting(
         'bare',

@@ -1,7 +1,8 @@
 // Benchmarks, load: the gateway, a bare undici proxy and a fastify gateway in front of one upstream, in interleaved rounds.
-import { type ChildProcess, fork } from 'node:child_process'
+import { type ChildProcess, spawn as spawnProcess } from 'node:child_process'
 import { openSync, readFileSync } from 'node:fs'
 import { request } from 'node:http'
+import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 import { NODE_FLAGS } from '../src/node-flags.js'
 import { freePort } from '../test/support/postgres.js'
@@ -25,6 +26,8 @@ export interface Target {
   readonly name: string
   readonly child: ChildProcess
   readonly port: number
+  /** A gateway's admin listener (/ready, /metrics). */
+  readonly adminPort?: number
 }
 
 /** One target's figures in one round. */
@@ -53,10 +56,20 @@ function rssMb(pid: number): number {
   return match === null ? 0 : Number(match[1]) / 1024
 }
 
-function spawn(script: string, env: Record<string, string>, execArgv: string[] = []): ChildProcess {
+/**
+ * Starts a Node script as a child with an IPC channel. `wrapper` runs it under another program that
+ * execs Node in the same process (e.g. valgrind; see count.ts).
+ */
+function spawn(
+  script: string,
+  env: Record<string, string>,
+  execArgv: readonly string[] = [],
+  wrapper: readonly string[] = [],
+): ChildProcess {
   const devNull = openSync('/dev/null', 'w')
-  const child = fork(script.startsWith('/') ? script : new URL(script, DIST), [], {
-    execArgv,
+  const path = script.startsWith('/') ? script : fileURLToPath(new URL(script, DIST))
+  const command = [...wrapper, process.execPath, ...execArgv, path]
+  const child = spawnProcess(command[0]!, command.slice(1), {
     env: { PATH: process.env['PATH'] ?? '', NODE_ENV: 'production', ...env },
     stdio: ['ignore', devNull, 'pipe', 'ipc'],
   })
@@ -75,11 +88,12 @@ export function spawnReporting(
   name: string,
   script: string,
   env: Record<string, string>,
-  execArgv: string[] = [],
+  execArgv: readonly string[] = [],
+  wrapper: readonly string[] = [],
 ): Promise<Target> {
-  const child = spawn(script, env, execArgv)
+  const child = spawn(script, env, execArgv, wrapper)
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} did not start`)), 20_000)
+    const timer = setTimeout(() => reject(new Error(`${name} did not start`)), startSeconds(wrapper) * 1000)
     child.once('message', (message: { port: number }) => {
       clearTimeout(timer)
       resolve({ name, child, port: message.port })
@@ -88,7 +102,12 @@ export function spawnReporting(
   })
 }
 
-function get(
+/** Seconds a child gets to start: under a wrapper such as valgrind, Node starts ~50 times slower. */
+function startSeconds(wrapper: readonly string[]): number {
+  return wrapper.length === 0 ? 20 : 300
+}
+
+export function get(
   port: number,
   path: string,
   headers: Record<string, string> = {},
@@ -107,12 +126,22 @@ function get(
   })
 }
 
+export interface GatewayLaunch {
+  /** Another build's entry point (A/B); the default is this build's. */
+  readonly main?: string
+  /** Node flags after the gateway's own (NODE_FLAGS). */
+  readonly nodeArgs?: readonly string[]
+  /** A program that execs Node in the same process, e.g. valgrind (see count.ts). */
+  readonly wrapper?: readonly string[]
+}
+
 export async function spawnGateway(
   name: string,
   upstreamPort: number,
   dbUrl: string | null,
-  main = 'dist/src/main.js',
+  options: GatewayLaunch = {},
 ): Promise<Target> {
+  const { main = 'dist/src/main.js', wrapper = [], nodeArgs = [] } = options
   const port = await freePort()
   const adminPort = await freePort()
   const env: Record<string, string> = {
@@ -131,8 +160,9 @@ export async function spawnGateway(
   // e.g. BENCH_GATEWAY_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' profiles the gateway under load.
   const args = process.env['BENCH_GATEWAY_NODE_ARGS']
   // The gateway runs as shipped: with its Node flags (npm start, the bin, the image).
-  const child = spawn(main, env, [...NODE_FLAGS, ...(args === undefined ? [] : args.split(' '))])
-  const deadline = Date.now() + 60_000
+  const execArgv = [...NODE_FLAGS, ...nodeArgs, ...(args === undefined ? [] : args.split(' '))]
+  const child = spawn(main, env, execArgv, wrapper)
+  const deadline = Date.now() + startSeconds(wrapper) * 3000
   let last = 'no answer'
   for (;;) {
     try {
@@ -146,7 +176,7 @@ export async function spawnGateway(
       throw new Error(`${name} did not become ready: ${last}`)
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
-  return { name, child, port }
+  return { name, child, port, adminPort }
 }
 
 /**
@@ -256,7 +286,7 @@ export async function drive(
 }
 
 export function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return Promise.resolve()
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
   return new Promise((resolve) => {
     child.once('exit', () => resolve())
     child.kill('SIGTERM')
@@ -316,7 +346,7 @@ export async function runLoad(options: LoadOptions): Promise<Row[]> {
     // A/B: BENCH_GATEWAY_COMPARE=/abs/path/dist/src/main.js (another build) runs in the same rounds.
     const compare = process.env['BENCH_GATEWAY_COMPARE']
     if (compare !== undefined && compare !== '') {
-      targets.push(await spawnGateway('gateway compare, claims off', upstream.port, null, compare))
+      targets.push(await spawnGateway('gateway compare, claims off', upstream.port, null, { main: compare }))
     }
     // The bare proxy runs under the gateway's own Node flags (NODE_FLAGS: the young generation's
     // size), so its ratios compare code with code; the fastify gateway runs as its users would

@@ -2,7 +2,7 @@
 
 /** One line of the summary table. `metrics` holds the raw figures written to the results JSON. */
 export interface Row {
-  readonly section: 'micro' | 'load' | 'memory'
+  readonly section: 'micro' | 'load' | 'memory' | 'count'
   readonly name: string
   /** Pre-formatted figure(s), e.g. `612 ns/op (1.63 M/s)`. */
   readonly figure: string

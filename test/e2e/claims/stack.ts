@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto'
 import postgres from 'postgres'
 import { createTestDatabase, DEMO_USERS, type TestDatabase } from '../../support/database.js'
 import { type GatewayProcess, startGateway } from '../../support/gateway-process.js'
+import { sumSamples } from '../../support/metrics.js'
 import { type StandIn, startPostgrestStandIn } from '../../support/postgrest-stand-in.js'
 import { signHs } from '../../support/tokens.js'
 
@@ -179,16 +180,7 @@ export async function requestContext(
 /** Sum of a counter (all label sets, or those whose label text contains `labels`) from /metrics. */
 export async function metric(gateway: GatewayProcess, name: string, labels?: string): Promise<number> {
   const res = await fetch(`${gateway.adminUrl}/metrics`)
-  const text = await res.text()
-  let sum = 0
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name)) continue
-    const rest = line.slice(name.length)
-    if (rest[0] !== '{' && rest[0] !== ' ') continue
-    if (labels !== undefined && !rest.includes(labels)) continue
-    sum += Number(rest.slice(rest.lastIndexOf(' ') + 1))
-  }
-  return sum
+  return sumSamples(await res.text(), name, labels)
 }
 
 /** Status of the admin `/ready` endpoint. */
