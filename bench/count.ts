@@ -5,8 +5,8 @@
 // under the image's Node 24: npm run bench:count:node24. BENCH_GATEWAY_COMPARE (another build) as in
 // load.ts. About 3.5 minutes per target.
 import { spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { cpus, tmpdir } from 'node:os'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
 import { NODE_FLAGS } from '../src/node-flags.js'
@@ -14,10 +14,8 @@ import { sumSamples } from '../test/support/metrics.js'
 import { instructions, latestMainThreadDump } from './callgrind.js'
 import { type BenchDatabase, startBenchDatabase } from './database.js'
 import { hsToken, makeUsers } from './fixtures.js'
-import { get, PATH, spawnGateway, spawnReporting, stop, type Target } from './load.js'
-import { type Results, type Row, renderTable, row } from './report.js'
-
-const RESULTS_DIR = new URL('../../bench/results/', import.meta.url)
+import { get, PATH, rotatingRequests, spawnGateway, spawnReporting, stop, type Target } from './load.js'
+import { type Row, renderTable, row, writeResults } from './report.js'
 
 interface Args {
   /** Requests before counting: V8 is still compiling hot code after 5,000 on Node 24. */
@@ -100,19 +98,12 @@ async function load(
   connections: number,
   headers: readonly Record<string, string>[],
 ): Promise<void> {
-  let next = 0
   const result = await autocannon({
     url: `http://127.0.0.1:${target.port}`,
     connections,
     amount,
     timeout: 60,
-    requests: [
-      {
-        method: 'GET',
-        path: PATH,
-        setupRequest: (req) => ({ ...req, headers: headers[next++ % headers.length] }),
-      },
-    ],
+    requests: rotatingRequests(headers),
   })
   const failures = result.errors + result.timeouts + result.non2xx
   if (failures > 0 || result.requests.total < amount) {
@@ -245,15 +236,7 @@ async function main(): Promise<void> {
         : { versus: `${(perRequest / bare).toFixed(2)}x bare` },
     ),
   )
-  const results: Results = {
-    date: new Date().toISOString(),
-    node: process.version,
-    quick: false,
-    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? 'unknown' },
-    rows,
-  }
-  mkdirSync(RESULTS_DIR, { recursive: true })
-  writeFileSync(new URL('latest-count.json', RESULTS_DIR), `${JSON.stringify(results, null, 2)}\n`)
+  const results = writeResults('latest-count.json', rows, false)
   const seconds = ((performance.now() - started) / 1000).toFixed(0)
   process.stdout.write(
     `\npostgrest-gateway instruction counts (callgrind, main thread), ${results.node}, ` +

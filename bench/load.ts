@@ -216,25 +216,29 @@ function quantile(sorted: Float64Array, q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * q) - 1)]!
 }
 
+/** GET {@link PATH}, each request with the next of `headers` (the token of the next of ~100 users). */
+export function rotatingRequests(headers: readonly Record<string, string>[]): autocannon.RequestSpec[] {
+  let next = 0
+  return [
+    {
+      method: 'GET',
+      path: PATH,
+      setupRequest: (req) => ({ ...req, headers: headers[next++ % headers.length] }),
+    },
+  ]
+}
+
 export async function drive(
   target: Target,
   connections: number,
   seconds: number,
   headers: readonly Record<string, string>[],
 ): Promise<Driven> {
-  let next = 0
   const run = autocannon({
     url: `http://127.0.0.1:${target.port}`,
     connections,
     duration: seconds,
-    requests: [
-      {
-        method: 'GET',
-        path: PATH,
-        // Each request carries the token of the next of the ~100 users.
-        setupRequest: (req) => ({ ...req, headers: headers[next++ % headers.length] }),
-      },
-    ],
+    requests: rotatingRequests(headers),
   })
   const pid = target.child.pid!
   const cpuAtStart = cpuSeconds(pid)

@@ -1,4 +1,8 @@
 // Benchmarks: result rows, targets, the one summary table, and the comparison with the committed baseline.
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { cpus } from 'node:os'
+
+export const RESULTS_DIR = new URL('../../bench/results/', import.meta.url)
 
 /** One line of the summary table. `metrics` holds the raw figures written to the results JSON. */
 export interface Row {
@@ -19,6 +23,20 @@ export interface Results {
   readonly quick: boolean
   readonly machine: { readonly cpus: number; readonly model: string }
   readonly rows: readonly Row[]
+}
+
+/** This run's rows, with the runtime and the machine, written to bench/results/`file`. */
+export function writeResults(file: string, rows: readonly Row[], quick: boolean): Results {
+  const results: Results = {
+    date: new Date().toISOString(),
+    node: process.version,
+    quick,
+    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? 'unknown' },
+    rows,
+  }
+  mkdirSync(RESULTS_DIR, { recursive: true })
+  writeFileSync(new URL(file, RESULTS_DIR), `${JSON.stringify(results, null, 2)}\n`)
+  return results
 }
 
 export function row(

@@ -1,16 +1,13 @@
 // Benchmarks: the runner. Micro, load and memory parts, one summary table, results JSON vs the committed baseline.
 // Run: npm run bench [-- --quick] [-- --soak[=seconds]] [-- --only=micro,load,memory]; BENCH_QUICK=1 = --quick.
 // Load knobs: BENCH_ROUNDS, BENCH_ROUND_SECONDS, BENCH_GATEWAY_NODE_ARGS, BENCH_GATEWAY_COMPARE (A/B, see load.ts).
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { cpus } from 'node:os'
+import { existsSync, readFileSync } from 'node:fs'
 import { type BenchDatabase, startBenchDatabase } from './database.js'
 import { benchConfig, makeUsers } from './fixtures.js'
 import { runLoad } from './load.js'
 import { runMemory } from './memory.js'
 import { runMicro } from './micro.js'
-import { type Results, type Row, renderTable } from './report.js'
-
-const RESULTS_DIR = new URL('../../bench/results/', import.meta.url)
+import { RESULTS_DIR, type Results, type Row, renderTable, writeResults } from './report.js'
 
 interface Args {
   readonly quick: boolean
@@ -76,15 +73,7 @@ async function main(): Promise<void> {
     await db?.close()
   }
 
-  const results: Results = {
-    date: new Date().toISOString(),
-    node: process.version,
-    quick: args.quick,
-    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? 'unknown' },
-    rows,
-  }
-  mkdirSync(RESULTS_DIR, { recursive: true })
-  writeFileSync(new URL('latest.json', RESULTS_DIR), `${JSON.stringify(results, null, 2)}\n`)
+  const results = writeResults('latest.json', rows, args.quick)
   const seconds = ((performance.now() - started) / 1000).toFixed(0)
   process.stdout.write(
     `\npostgrest-gateway benchmarks, ${results.node}, ${results.machine.cpus} x ${results.machine.model}` +
