@@ -4,8 +4,9 @@
 // bare proxy back to back (the order rotates), so a busy neighbour shifts both sides alike.
 import type { ChildProcess } from 'node:child_process'
 import { NODE_FLAGS } from '../src/node-flags.js'
-import { hsToken, INBOUND_SECRET, makeUsers, UPSTREAM_SECRET } from './fixtures.js'
+import { INBOUND_SECRET, makeUsers, UPSTREAM_SECRET } from './fixtures.js'
 import {
+  bearerHeaders,
   drive,
   JIT_WARM_UP_SECONDS,
   median,
@@ -37,10 +38,7 @@ async function main(): Promise<void> {
   const rounds = Number(option('rounds', '12'))
   const seconds = Number(option('seconds', '3'))
   const connections = Number(option('connections', '32'))
-  const headers = makeUsers(100).map((u, n) => ({
-    authorization: `Bearer ${hsToken(u, n)}`,
-    accept: 'application/json',
-  }))
+  const headers = bearerHeaders(makeUsers(100))
   const children: ChildProcess[] = []
   try {
     const upstream = await spawnReporting('upstream', 'dist/bench/servers/upstream.js', {})

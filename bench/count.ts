@@ -13,8 +13,17 @@ import { NODE_FLAGS } from '../src/node-flags.js'
 import { sumSamples } from '../test/support/metrics.js'
 import { instructions, latestMainThreadDump } from './callgrind.js'
 import { type BenchDatabase, startBenchDatabase } from './database.js'
-import { hsToken, makeUsers } from './fixtures.js'
-import { get, PATH, rotatingRequests, spawnGateway, spawnReporting, stop, type Target } from './load.js'
+import { makeUsers } from './fixtures.js'
+import {
+  bearerHeaders,
+  get,
+  PATH,
+  rotatingRequests,
+  spawnGateway,
+  spawnReporting,
+  stop,
+  type Target,
+} from './load.js'
 import { type Row, renderTable, row, writeResults } from './report.js'
 
 interface Args {
@@ -82,7 +91,6 @@ async function offCachedPath(target: Target): Promise<Record<string, number>> {
   return {
     claimsLookups: sumSamples(text, 'gateway_claims_lookups_total'),
     tokenCacheMisses: sumSamples(text, 'gateway_jwt_cache_total', 'event="miss"'),
-    listenerConnected: sumSamples(text, 'gateway_claims_listener_connected'),
   }
 }
 
@@ -121,14 +129,12 @@ async function main(): Promise<void> {
   }
   const started = performance.now()
   const users = makeUsers(100)
-  const headers = users.map((u, n) => ({
-    authorization: `Bearer ${hsToken(u, n)}`,
-    accept: 'application/json',
-  }))
+  const headers = bearerHeaders(users)
   const dir = mkdtempSync(join(tmpdir(), 'gateway-count-'))
   const children: Target[] = []
   let db: BenchDatabase | null = null
-  const counted = new Map<string, number>()
+  /** Instructions per request, and what the gateway did off its cached path during the count. */
+  const counted = new Map<string, { perRequest: number; during: Record<string, number> }>()
   try {
     process.stderr.write('starting PostgreSQL\n')
     db = await startBenchDatabase()
@@ -203,17 +209,15 @@ async function main(): Promise<void> {
       await load(target, args.requests, args.connections, headers)
       control(target, '-d')
       const after = await offCachedPath(target)
-      for (const key of Object.keys(after)) {
-        process.stderr.write(
-          `  count: ${name}: ${key} ${before[key]} before the count, ${after[key]} after\n`,
-        )
-      }
+      const during: Record<string, number> = {}
+      for (const [key, value] of Object.entries(after)) during[key] = value - (before[key] ?? 0)
       const dump = latestMainThreadDump(readdirSync(dir), file)
       if (dump === null) throw new Error(`${name}: callgrind wrote no dump`)
-      counted.set(name, instructions(readFileSync(join(dir, dump), 'utf8')) / args.requests)
+      const perRequest = instructions(readFileSync(join(dir, dump), 'utf8')) / args.requests
+      counted.set(name, { perRequest, during })
       await stop(target.child)
       process.stderr.write(
-        `  count: ${name}: ${(counted.get(name)! / 1000).toFixed(1)} k instructions/request ` +
+        `  count: ${name}: ${(perRequest / 1000).toFixed(1)} k instructions/request ` +
           `(${((performance.now() - began) / 1000).toFixed(0)} s)\n`,
       )
     }
@@ -224,13 +228,16 @@ async function main(): Promise<void> {
     else rmSync(dir, { recursive: true, force: true })
   }
 
-  const bare = counted.get('bare undici proxy')
-  const rows: Row[] = [...counted].map(([name, perRequest]) =>
+  const bare = counted.get('bare undici proxy')?.perRequest
+  const rows: Row[] = [...counted].map(([name, { perRequest, during }]) =>
     row(
       'count',
       `${name}, ${args.connections} conn`,
-      `${(perRequest / 1000).toFixed(1)} k instructions/req`,
-      { instructionsPerReq: Math.round(perRequest) },
+      `${(perRequest / 1000).toFixed(1)} k instructions/req` +
+        (during['claimsLookups'] === undefined
+          ? ''
+          : `; during the count: ${during['claimsLookups']} claims lookups, ${during['tokenCacheMisses']} token cache misses`),
+      { instructionsPerReq: Math.round(perRequest), ...during },
       name === 'bare undici proxy' || bare === undefined
         ? {}
         : { versus: `${(perRequest / bare).toFixed(2)}x bare` },

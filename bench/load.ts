@@ -216,6 +216,11 @@ function quantile(sorted: Float64Array, q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * q) - 1)]!
 }
 
+/** The request headers of each user: its token as a bearer, and JSON accepted. */
+export function bearerHeaders(users: readonly BenchUser[]): Record<string, string>[] {
+  return users.map((u, n) => ({ authorization: `Bearer ${hsToken(u, n)}`, accept: 'application/json' }))
+}
+
 /** GET {@link PATH}, each request with the next of `headers` (the token of the next of ~100 users). */
 export function rotatingRequests(headers: readonly Record<string, string>[]): autocannon.RequestSpec[] {
   let next = 0
@@ -326,10 +331,7 @@ export async function runLoad(options: LoadOptions): Promise<Row[]> {
   const roundsAt = (connections: number): number =>
     Number(process.env['BENCH_ROUNDS'] ?? (options.quick ? 1 : connections > 32 ? 9 : 5))
   const log = (text: string) => process.stderr.write(`  load: ${text}\n`)
-  const headers = options.users.map((u, n) => ({
-    authorization: `Bearer ${hsToken(u, n)}`,
-    accept: 'application/json',
-  }))
+  const headers = bearerHeaders(options.users)
   const children: ChildProcess[] = []
   const rows: Row[] = []
   try {
