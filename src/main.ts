@@ -5,6 +5,7 @@ import { ConfigError, HELP_TEXT, loadConfig, parseArgs, readVersion } from './co
 import { createGateway } from './gateway.js'
 import { importSigningKey } from './mint/index.js'
 import { flushLoggerSync } from './observability/logger.js'
+import { keepTickShape } from './tick-shape.js'
 
 /** Exit code for a configuration the gateway refuses to start with. */
 const EXIT_CONFIG = 2
@@ -20,6 +21,8 @@ function fail(message: string): never {
 }
 
 async function main(): Promise<void> {
+  // Before anything runs on the event loop: see tick-shape.ts.
+  keepTickShape()
   let args: ReturnType<typeof parseArgs>
   let config: ReturnType<typeof loadConfig>
   try {
