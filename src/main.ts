@@ -22,7 +22,7 @@ function fail(message: string): never {
 
 async function main(): Promise<void> {
   // Before anything runs on the event loop: see tick-shape.ts.
-  keepTickShape()
+  await keepTickShape()
   let args: ReturnType<typeof parseArgs>
   let config: ReturnType<typeof loadConfig>
   try {

@@ -1,5 +1,5 @@
 // Process start: keeps one of process.nextTick's queue entries alive, so V8 keeps their hidden class.
-import { createHook } from 'node:async_hooks'
+import { executionAsyncResource } from 'node:async_hooks'
 
 /**
  * One entry of `process.nextTick`'s queue (Node's `TickObject`), held for the life of the process.
@@ -16,26 +16,16 @@ import { createHook } from 'node:async_hooks'
  * 250-590 ns a call instead of 45-90 ns, and 5-8% more CPU per proxied request (Node's streams call
  * it several times a request). Holding one entry keeps its maps, and so the transitions to them.
  */
-let kept: object | null = null
-
-const noop = (): void => {}
+let kept: Promise<object> | null = null
 
 /**
- * Takes one `TickObject` as it is made (an async hook, enabled for one `nextTick` call) and keeps it.
- * Idempotent; returns the entry kept, or null where Node made none (a runtime without `TickObject`).
+ * Keeps the entry of one `nextTick` call: inside its callback the entry is the execution's async
+ * resource (no async hook is enabled for it). Idempotent; the Promise resolves, within the current
+ * tick, to the entry kept.
  */
-export function keepTickShape(): object | null {
-  if (kept !== null) return kept
-  const hook = createHook({
-    init(_asyncId, type, _triggerAsyncId, resource) {
-      if (type === 'TickObject' && kept === null) kept = resource as object
-    },
+export function keepTickShape(): Promise<object> {
+  kept ??= new Promise((resolve) => {
+    process.nextTick(() => resolve(executionAsyncResource()))
   })
-  hook.enable()
-  try {
-    process.nextTick(noop)
-  } finally {
-    hook.disable()
-  }
   return kept
 }
