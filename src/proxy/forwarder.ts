@@ -70,6 +70,15 @@ export interface Forwarder {
 const CLIENT_CLOSED = 499
 
 /**
+ * The largest last body chunk written as a latin1 string (one byte per character, so every byte
+ * goes out unchanged). Node appends a string to the response head that is still pending and sends
+ * both in one write; a Buffer goes into a second entry of a corked `writev`. Measured on a bare
+ * `node:http` server answering a 55-byte body: 1.1-1.2 us less CPU per request on Node 24 and the
+ * same on Node 20; at 1 KB the string cost Node 20 1 us more, at 4 KB it cost Node 24 0.7 us more.
+ */
+const SMALL_BODY_BYTES = 512
+
+/**
  * One request in flight, and undici's handler for it (`Pool.dispatch`, the layer under
  * `Pool.stream()`): `stream()` adds an AsyncResource, a Promise, an abort-signal emitter and
  * `stream.finished()` listeners to every request (a bare proxy on `dispatch` measured about 2 us of
@@ -160,9 +169,11 @@ class Exchange<T> implements ForwardOutcome {
       this.#remaining -= chunk.length
       if (this.#remaining === 0) {
         // The last chunk by Content-Length: one `end(chunk)` instead of `write` and `end`, which
-        // spares Node's deferred uncork (a tick) and a second pass through the writable.
+        // spares Node's deferred uncork (a tick) and a second pass through the writable; a small
+        // one as a string, which goes out in one write with the head (see SMALL_BODY_BYTES).
         this.#ended = true
-        this.res.end(chunk)
+        if (chunk.length <= SMALL_BODY_BYTES) this.res.end(chunk.toString('latin1'), 'latin1')
+        else this.res.end(chunk)
         return true
       }
     }

@@ -566,6 +566,45 @@ describe('forward: streaming', () => {
     expect(JSON.parse(result.body.toString())).toEqual({ received: payload.length, sha256: sha256(payload) })
   })
 
+  it('passes small bodies of any bytes unchanged, whole or in chunks, at and around the string-write size', async () => {
+    // Every byte value, so a body written as latin1 text would show any byte that did not survive.
+    const bytes = (n: number) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 7 + 128) % 256))
+    const bodies = new Map([
+      ['/one', bytes(1)],
+      ['/256', bytes(256)],
+      ['/512', bytes(512)],
+      ['/513', bytes(513)],
+      ['/utf8', Buffer.from('[{"name":"Zoë ✓ 🚀"}]')],
+    ])
+    const upstream = await startUpstream(async (req, res) => {
+      if (req.url === '/chunks') {
+        // Two chunks by Content-Length: the last one is small, the head already sent.
+        const body = bytes(300)
+        res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': '300' })
+        res.write(body.subarray(0, 200))
+        await sleep(20)
+        res.end(body.subarray(200))
+        return
+      }
+      const body = bodies.get(req.url!)!
+      res.writeHead(200, {
+        'Content-Type': 'application/octet-stream',
+        'Content-Length': String(body.length),
+      })
+      res.end(body)
+    })
+    const gw = await startGateway(upstream.url)
+    for (const [path, body] of [...bodies, ['/chunks', bytes(300)] as const]) {
+      const got = await send(gw.port, { path })
+      expect({
+        path,
+        status: got.status,
+        length: headerValues(got.rawHeaders, 'content-length'),
+        body: got.body.toString('hex'),
+      }).toEqual({ path, status: 200, length: [String(body.length)], body: body.toString('hex') })
+    }
+  })
+
   it('streams a 50 MB download byte-identical and pauses the upstream while the client does not read', async () => {
     const payload = randomBytes(50 * MB)
     let sent = 0
