@@ -133,6 +133,8 @@ export interface GatewayLaunch {
   readonly nodeArgs?: readonly string[]
   /** A program that execs Node in the same process, e.g. valgrind (see count.ts). */
   readonly wrapper?: readonly string[]
+  /** Configuration on top of the bench's own (GATEWAY_* variables). */
+  readonly env?: Readonly<Record<string, string>>
 }
 
 export async function spawnGateway(
@@ -141,7 +143,7 @@ export async function spawnGateway(
   dbUrl: string | null,
   options: GatewayLaunch = {},
 ): Promise<Target> {
-  const { main = 'dist/src/main.js', wrapper = [], nodeArgs = [] } = options
+  const { main = 'dist/src/main.js', wrapper = [], nodeArgs = [], env: extraEnv = {} } = options
   const port = await freePort()
   const adminPort = await freePort()
   const env: Record<string, string> = {
@@ -157,6 +159,7 @@ export async function spawnGateway(
     GATEWAY_SHUTDOWN_DELAY_MS: '0',
   }
   if (dbUrl !== null) env['GATEWAY_DB_URL'] = dbUrl
+  Object.assign(env, extraEnv)
   // e.g. BENCH_GATEWAY_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' profiles the gateway under load.
   const args = process.env['BENCH_GATEWAY_NODE_ARGS']
   // The gateway runs as shipped: with its Node flags (npm start, the bin, the image).
