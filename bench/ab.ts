@@ -8,12 +8,12 @@ import { INBOUND_SECRET, makeUsers, UPSTREAM_SECRET } from './fixtures.js'
 import {
   bearerHeaders,
   drive,
-  JIT_WARM_UP_SECONDS,
   median,
   spawnGateway,
   spawnReporting,
   stop,
   type Target,
+  warmUp,
 } from './load.js'
 
 /** Every order of A, B and bare: over a multiple of 6 rounds each runs equally often first, second and last. */
@@ -60,7 +60,7 @@ async function main(): Promise<void> {
       ),
     ]
     for (const t of targets) children.push(t.child)
-    for (const t of targets) await drive(t, connections, JIT_WARM_UP_SECONDS, headers)
+    await warmUp(targets, connections, headers)
     const cpu = new Map<string, number[]>(targets.map((t) => [t.name, []]))
     const rps = new Map<string, number[]>(targets.map((t) => [t.name, []]))
     const p99 = new Map<string, number[]>(targets.map((t) => [t.name, []]))

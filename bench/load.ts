@@ -189,6 +189,34 @@ export async function spawnGateway(
  */
 export const JIT_WARM_UP_SECONDS = 4
 
+/**
+ * Short drives after the JIT warm-up, every target in turn, so each one pauses while the others
+ * run. When load comes back after a pause (all connections closed, new ones opened), a proxy
+ * compiles much of its hot code again: under `--log-code`, a gateway made about 90 optimized
+ * compilations (Maglev and Turbofan) in the first drive after a 2 s pause, 15 to 35 in each of the
+ * next two and fewer than 10 from the fourth on, whatever the pause (2, 6 or 15 s). The rounds
+ * pause every target between its drives; without these, a target's first measured rounds carried
+ * that compiler work (up to a fifth of a round's CPU), and in the first full runs it fell on
+ * whichever target the round order put there.
+ */
+export const PAUSE_WARM_UPS = 3
+
+/**
+ * Warms every target up in turn for the JIT (`jitSeconds`), then drives each for `pauseSeconds`
+ * in {@link PAUSE_WARM_UPS} more passes.
+ */
+export async function warmUp(
+  targets: readonly Target[],
+  connections: number,
+  headers: readonly Record<string, string>[],
+  { jitSeconds = JIT_WARM_UP_SECONDS, pauseSeconds = 1 } = {},
+): Promise<void> {
+  for (const t of targets) await drive(t, connections, jitSeconds, headers)
+  for (let pass = 0; pass < PAUSE_WARM_UPS; pass++) {
+    for (const t of targets) await drive(t, connections, pauseSeconds, headers)
+  }
+}
+
 /** What one drive of a target measured. */
 export interface Driven {
   readonly result: autocannon.Result
@@ -385,11 +413,11 @@ export async function runLoad(options: LoadOptions): Promise<Row[]> {
     for (const [level, connections] of [32, 256].entries()) {
       const rounds = roundsAt(connections)
       const results = new Map<Target, Round[]>()
-      for (const t of targets) {
-        results.set(t, [])
-        // Warm-up: connection pools and caches, and at the first level the JIT.
-        await drive(t, connections, level === 0 ? JIT_WARM_UP_SECONDS : 1, headers)
-      }
+      for (const t of targets) results.set(t, [])
+      // Warm-up: at the first level the JIT (and its work after pauses); at the next, the
+      // connection pools.
+      if (level === 0) await warmUp(targets, connections, headers)
+      else for (const t of targets) await drive(t, connections, 1, headers)
       for (let r = 0; r < rounds; r++) {
         for (const t of roundOrder(targets, bare, r)) {
           const driven = await drive(t, connections, roundSeconds, headers)
