@@ -196,8 +196,7 @@ export const JIT_WARM_UP_SECONDS = 4
  * compilations (Maglev and Turbofan) in the first drive after a 2 s pause, 15 to 35 in each of the
  * next two and fewer than 10 from the fourth on, whatever the pause (2, 6 or 15 s). The rounds
  * pause every target between its drives; without these, a target's first measured rounds carried
- * that compiler work (up to a fifth of a round's CPU), and in the first full runs it fell on
- * whichever target the round order put there.
+ * that compiler work, on a compiler thread whose CPU counts in the process's.
  */
 export const PAUSE_WARM_UPS = 3
 
