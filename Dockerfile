@@ -58,4 +58,4 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
 # It starts no child processes, so there are no zombies to reap: `docker run --init` (tini) is not
 # needed, and harmless if your platform adds it.
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["node", "--max-semi-space-size=16", "--min-semi-space-size=16", "--no-allocation-site-pretenuring", "--expose-gc", "dist/src/main.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=16", "--no-allocation-site-pretenuring", "--expose-gc", "dist/src/main.js"]

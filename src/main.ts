@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=16 --min-semi-space-size=16 --no-allocation-site-pretenuring --expose-gc
+#!/usr/bin/env -S node --max-semi-space-size=16 --no-allocation-site-pretenuring --expose-gc
 // Process entry only: load config -> create gateway -> listen -> reload on SIGHUP, shut down on SIGTERM/SIGINT.
 import type { Logger } from 'pino'
 import { ConfigError, HELP_TEXT, loadConfig, parseArgs, readVersion } from './config/index.js'

@@ -9,13 +9,6 @@
  * a request's garbage dies young. The body chunks of a large upload or download are freed by the
  * forward stage's own collections (proxy/spent-buffers.ts), not by a small young generation.
  *
- * And at least 16 MB: V8 shrinks the young generation to 1 MB at the first full collection after
- * 5 s of little allocation (a pause in traffic), then doubles it back at young collections as load
- * returns. Behind the gateway under load after a pause, the young collections came every 1.6 MB,
- * then 3.2 MB and 6.4 MB before 12.6 MB again, about 2 s later: 75-106 young collections in 3 s of
- * load instead of 28-43, and 30-40 ms more of them. The young generation then stays committed when
- * idle (about 16 MB more than a shrunk one).
- *
  * No allocation-site pretenuring: V8 allocates the objects of a literal straight in the old
  * generation once most of them have outlived a young collection. While a cold gateway waits on
  * the database for its first users, the objects of a few literals on the request path do, and V8
@@ -34,7 +27,6 @@
  */
 export const NODE_FLAGS: readonly string[] = [
   '--max-semi-space-size=16',
-  '--min-semi-space-size=16',
   '--no-allocation-site-pretenuring',
   '--expose-gc',
 ]

@@ -90,7 +90,6 @@ describe('Dockerfile', () => {
     expect(entry).toEqual([
       'node',
       '--max-semi-space-size=16',
-      '--min-semi-space-size=16',
       '--no-allocation-site-pretenuring',
       '--expose-gc',
       'dist/src/main.js',
