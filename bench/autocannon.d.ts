@@ -22,6 +22,8 @@ declare module 'autocannon' {
       errors: number
       timeouts: number
       non2xx: number
+      /** Responses by status code. */
+      statusCodeStats: Record<string, { count: number }>
       requests: { total: number }
       latency: { p50: number; p99: number }
     }
