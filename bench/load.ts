@@ -31,7 +31,7 @@ export interface Target {
 }
 
 /** One target's figures in one round. */
-interface Round {
+export interface Round {
   readonly rps: number
   readonly cpuUs: number
   readonly p50: number
@@ -220,11 +220,13 @@ export async function warmUp(
 export interface Driven {
   readonly result: autocannon.Result
   /**
-   * Latency percentiles (ms) of the responses on established connections. The first response on
-   * each connection is left out: autocannon starts its clock for it before the connection is open,
-   * while it is still setting up all its clients at once, so it measures the load generator's start
-   * (50 ms to 1 s for every proxy at 256 connections here) and, at 256 connections in a 3 s round,
-   * would make up most of the slowest 1%.
+   * Latency percentiles (ms) of the responses in the steady part of the drive (as `rps` below).
+   * The first response on each connection is left out: autocannon starts its clock for it before
+   * the connection is open, while it is still setting up all its clients at once, so it measures
+   * the load generator's start (50 ms to 1 s for every proxy at 256 connections here) and, at 256
+   * connections in a 3 s round, would make up most of the slowest 1%. So are the responses before
+   * every connection has had its first: they queue behind the proxy accepting the rest, which
+   * takes a different share of every drive.
    */
   readonly p50: number
   readonly p99: number
@@ -285,6 +287,7 @@ export async function drive(
   let steadyFrom = 0
   let steadyCpuFrom = 0
   let steadyResponses = 0
+  let steadyLatencyFrom = 0
   let lastResponseAt = 0
   run.on('response', (client, _status, _bytes, ms) => {
     if (!clients.has(client)) {
@@ -293,6 +296,7 @@ export async function drive(
       if (clients.size === connections) {
         steadyFrom = performance.now()
         steadyCpuFrom = cpuSeconds(pid)
+        steadyLatencyFrom = count
       }
       return
     }
@@ -311,7 +315,7 @@ export async function drive(
   const cpuAtEnd = cpuSeconds(pid)
   const steady = steadyResponses > 0 && lastResponseAt > steadyFrom
   const responses = steady ? steadyResponses : result.requests.total
-  const sorted = latencies.subarray(0, count).sort()
+  const sorted = latencies.subarray(steady ? steadyLatencyFrom : 0, count).sort()
   const firstSorted = Float64Array.from(first).sort()
   const round = (ms: number) => Math.round(ms * 10) / 10
   return {
@@ -338,25 +342,71 @@ export function median(values: readonly number[]): number {
   return sorted[Math.floor(sorted.length / 2)] ?? 0
 }
 
+/** A drive of a target with the bare proxy's drives just before and just after it. */
+export interface Flanked {
+  readonly x: Round
+  readonly before: Round
+  readonly after: Round
+}
+
 /**
- * The order of round `r`: every target once, the bare proxy right after the first gateway and
- * before the others, so each gateway's figures are taken against a bare round that ran next to
- * it (seconds apart: the host's speed changes from one round to the next). The whole order is
- * reversed every other round, so no target is always first or last, and the gateways swap places
- * every two rounds, so each runs next to the fastify gateway in half of the rounds.
+ * How far apart the bare proxy's two drives around a target's may be, in requests per second and
+ * in CPU per request, for the host to count as steady across them (a fraction of their mean).
  */
-export function roundOrder(targets: readonly Target[], bare: Target, r: number): Target[] {
-  const gateways = targets.filter((t) => t.name.startsWith('gateway'))
-  if (Math.floor(r / 2) % 2 === 1) gateways.reverse()
-  const others = targets.filter((t) => t !== bare && !gateways.includes(t))
-  const order = [...gateways.slice(0, 1), bare, ...gateways.slice(1), ...others]
-  return r % 2 === 0 ? order : order.reverse()
+export const STEADY_HOST = 0.1
+
+/**
+ * How far apart the bare proxy's two drives around a target's are: the larger of the two
+ * differences, in requests per second and in CPU per request, as a fraction of their mean.
+ */
+export function unsteadiness(f: Flanked): number {
+  const apart = (a: number, b: number) => Math.abs(a - b) / ((a + b) / 2)
+  return Math.max(apart(f.before.rps, f.after.rps), apart(f.before.cpuUs, f.after.cpuUs))
+}
+
+/** Whether the host kept its speed across a flanked drive: the bare proxy's two drives agree. */
+export function steadyAcross(f: Flanked): boolean {
+  return unsteadiness(f) <= STEADY_HOST
+}
+
+/**
+ * The drives a target is compared on, in their order: those the host was steady across, and at
+ * least the steadier half of them (a host that hardly settled: the figures then carry some of its
+ * changes).
+ */
+export function comparable(all: readonly Flanked[]): readonly Flanked[] {
+  const half = Math.ceil(all.length / 2)
+  const ranked = [...all].sort((a, b) => unsteadiness(a) - unsteadiness(b))
+  const steady = ranked.filter(steadyAcross)
+  const kept = new Set(steady.length >= half ? steady : ranked.slice(0, half))
+  return all.filter((f) => kept.has(f))
+}
+
+/** The median over `drives` of `of(target, bare)`, the bare proxy's figure being the mean of its two drives. */
+export function versusBare(
+  drives: readonly Flanked[],
+  of: (target: number, bare: number) => number,
+  field: 'rps' | 'cpuUs' | 'p99',
+): number {
+  return median(drives.map((f) => of(f.x[field], (f.before[field] + f.after[field]) / 2)))
+}
+
+/**
+ * The targets of round `r`, in order; the bare proxy runs before the first and after each (see
+ * runLoad). The gateways swap places every round; the fastify gateway, far from its bound (2x),
+ * runs in every other round, which keeps the load test under 4 minutes.
+ */
+export function roundTargets(gateways: readonly Target[], others: readonly Target[], r: number): Target[] {
+  const order = r % 2 === 0 ? [...gateways] : [...gateways].reverse()
+  return r % 2 === 0 ? [...order, ...others] : order
 }
 
 export async function runLoad(options: LoadOptions): Promise<Row[]> {
-  const roundSeconds = Number(process.env['BENCH_ROUND_SECONDS'] ?? (options.quick ? 2 : 3))
+  // One drive per target and round, short, so that a target's drive and the bare proxy's drives
+  // around it run close together.
+  const driveSeconds = Number(process.env['BENCH_ROUND_SECONDS'] ?? (options.quick ? 1 : 2))
   // At 256 connections a round's p99 moves by up to +-10 ms between two runs of the same build on a
-  // 2-vCPU host (the slowest 1% of a 3 s round falls in whatever slow spell the host has), so the
+  // 2-vCPU host (the slowest 1% of a round falls in whatever slow spell the host has), so the
   // medians there take more rounds.
   const roundsAt = (connections: number): number =>
     Number(process.env['BENCH_ROUNDS'] ?? (options.quick ? 1 : connections > 32 ? 9 : 5))
@@ -409,55 +459,63 @@ export async function runLoad(options: LoadOptions): Promise<Row[]> {
       }
     }
 
+    const gateways = targets.filter((t) => t.name.startsWith('gateway'))
+    const fastify = targets.find((t) => t.name === 'fastify + jwt + reply-from')!
     for (const [level, connections] of [32, 256].entries()) {
       const rounds = roundsAt(connections)
-      const results = new Map<Target, Round[]>()
-      for (const t of targets) results.set(t, [])
       // Warm-up: at the first level the JIT (and its work after pauses); at the next, the
       // connection pools.
       if (level === 0) await warmUp(targets, connections, headers)
       else for (const t of targets) await drive(t, connections, 1, headers)
-      for (let r = 0; r < rounds; r++) {
-        for (const t of roundOrder(targets, bare, r)) {
-          const driven = await drive(t, connections, roundSeconds, headers)
-          const { result } = driven
-          const round: Round = {
-            rps: driven.rps,
-            cpuUs: driven.cpuUs,
-            p50: driven.p50,
-            p99: driven.p99,
-            firstP50: driven.firstP50,
-            failures: result.errors + result.timeouts + result.non2xx,
-          }
-          results.get(t)!.push(round)
-          log(
-            `${connections} connections, round ${r + 1}/${rounds}: ${t.name}: ${formatRate(round.rps)}, ` +
-              `${round.cpuUs.toFixed(0)} us CPU/req, p50 ${round.p50} ms, p99 ${round.p99} ms ` +
-              `(first response on a connection: p50 ${driven.firstP50} ms)`,
-          )
-        }
-      }
-      const summary = (t: Target) => {
-        const all = results.get(t)!
+      const measure = async (t: Target, when: string): Promise<Round> => {
+        const driven = await drive(t, connections, driveSeconds, headers)
+        const { result } = driven
+        log(
+          `${connections} connections, ${when}: ${t.name}: ${formatRate(driven.rps)}, ` +
+            `${driven.cpuUs.toFixed(0)} us CPU/req, p50 ${driven.p50} ms, p99 ${driven.p99} ms ` +
+            `(first response on a connection: p50 ${driven.firstP50} ms)`,
+        )
         return {
-          rps: median(all.map((x) => x.rps)),
-          p50: median(all.map((x) => x.p50)),
-          p99: median(all.map((x) => x.p99)),
-          firstP50: median(all.map((x) => x.firstP50)),
-          cpuUs: median(all.map((x) => x.cpuUs)),
-          failures: all.reduce((sum, x) => sum + x.failures, 0),
+          rps: driven.rps,
+          cpuUs: driven.cpuUs,
+          p50: driven.p50,
+          p99: driven.p99,
+          firstP50: driven.firstP50,
+          failures: result.errors + result.timeouts + result.non2xx,
         }
       }
-      /** The median over rounds of `of(target's round, other's round)`: paired, as the two ran close together. */
-      const paired = (t: Target, other: Target, of: (a: Round, b: Round) => number): number => {
-        const mine = results.get(t)!
-        const theirs = results.get(other)!
-        return median(mine.map((x, r) => of(x, theirs[r]!)))
+      // bare, X1, bare, X2, bare, ...: every other target's drive has a drive of the bare proxy
+      // just before and just after it, and is compared with the two.
+      const bareRounds: Round[] = []
+      const flanked = new Map<Target, Flanked[]>()
+      for (const t of targets) if (t !== bare) flanked.set(t, [])
+      let before = await measure(bare, 'first')
+      bareRounds.push(before)
+      for (let r = 0; r < rounds; r++) {
+        for (const t of roundTargets(gateways, [fastify], r)) {
+          const x = await measure(t, `round ${r + 1}/${rounds}`)
+          const after = await measure(bare, `round ${r + 1}/${rounds}`)
+          bareRounds.push(after)
+          flanked.get(t)!.push({ x, before, after })
+          before = after
+        }
       }
-      const fastify = targets.find((t) => t.name === 'fastify + jwt + reply-from')!
+
+      const summary = (all: readonly Round[]) => ({
+        rps: median(all.map((x) => x.rps)),
+        p50: median(all.map((x) => x.p50)),
+        p99: median(all.map((x) => x.p99)),
+        firstP50: median(all.map((x) => x.firstP50)),
+        cpuUs: median(all.map((x) => x.cpuUs)),
+        failures: all.reduce((sum, x) => sum + x.failures, 0),
+      })
+      const fastifyDrives = comparable(flanked.get(fastify)!)
+      const fastifyVsBare = versusBare(fastifyDrives, (a, b) => a / b, 'rps')
       for (const t of targets) {
-        const s = summary(t)
+        const drives = t === bare ? [] : flanked.get(t)!
+        const s = summary(t === bare ? bareRounds : drives.map((f) => f.x))
         const fig = `${formatRate(s.rps)}, p50 ${s.p50} ms, p99 ${s.p99} ms, ${s.cpuUs.toFixed(0)} us CPU/req`
+        const compared = comparable(drives)
         const metrics = {
           reqPerSec: Math.round(s.rps),
           p50Ms: s.p50,
@@ -465,21 +523,23 @@ export async function runLoad(options: LoadOptions): Promise<Row[]> {
           firstResponseP50Ms: s.firstP50,
           cpuUsPerReq: Math.round(s.cpuUs * 10) / 10,
           failures: s.failures,
+          ...(t === bare ? {} : { rounds: drives.length, roundsCompared: compared.length }),
         }
         const name = `${t.name}, ${connections} conn`
         if (!t.name.startsWith('gateway')) {
           rows.push(row('load', name, fig, metrics, { pass: s.failures === 0 ? null : false }))
           continue
         }
-        const rpsRatio = paired(t, bare, (a, b) => a.rps / b.rps)
-        const cpuRatio = paired(t, bare, (a, b) => a.cpuUs / b.cpuUs)
-        const p99Delta = paired(t, bare, (a, b) => a.p99 - b.p99)
-        const vsFastify = paired(t, fastify, (a, b) => a.rps / b.rps)
+        const rpsRatio = versusBare(compared, (a, b) => a / b, 'rps')
+        const cpuRatio = versusBare(compared, (a, b) => a / b, 'cpuUs')
+        const p99Delta = versusBare(compared, (a, b) => a - b, 'p99')
+        const vsFastify = rpsRatio / fastifyVsBare
         rows.push(
           row('load', name, fig, metrics, {
             versus:
               `${rpsRatio.toFixed(2)}x bare req/s, ${cpuRatio.toFixed(2)}x bare CPU, ` +
-              `p99 ${p99Delta >= 0 ? '+' : ''}${p99Delta.toFixed(1)} ms, ${vsFastify.toFixed(2)}x fastify req/s`,
+              `p99 ${p99Delta >= 0 ? '+' : ''}${p99Delta.toFixed(1)} ms, ${vsFastify.toFixed(2)}x fastify req/s ` +
+              `(${compared.length} of ${drives.length} rounds)`,
             target: '>=0.9x, <=1.15x, <=+1 ms, >=2x',
             pass: s.failures === 0 && rpsRatio >= 0.9 && cpuRatio <= 1.15 && p99Delta <= 1 && vsFastify >= 2,
           }),
