@@ -97,10 +97,16 @@ describe('roundTargets', () => {
   const off = target('gateway, claims off')
   const fastify = target('fastify + jwt + reply-from')
 
-  it('swaps the gateways every round and runs the others in even rounds', () => {
+  it('swaps the gateways every round and runs the others every round by default', () => {
     expect(roundTargets([on, off], [fastify], 0)).toEqual([on, off, fastify])
-    expect(roundTargets([on, off], [fastify], 1)).toEqual([off, on])
+    expect(roundTargets([on, off], [fastify], 1)).toEqual([off, on, fastify])
     expect(roundTargets([on, off], [fastify], 2)).toEqual([on, off, fastify])
-    expect(roundTargets([on, off], [fastify], 3)).toEqual([off, on])
+  })
+
+  it('runs the others in every n-th round', () => {
+    expect(roundTargets([on, off], [fastify], 0, 2)).toEqual([on, off, fastify])
+    expect(roundTargets([on, off], [fastify], 1, 2)).toEqual([off, on])
+    expect(roundTargets([on, off], [fastify], 2, 2)).toEqual([on, off, fastify])
+    expect(roundTargets([on, off], [fastify], 3, 2)).toEqual([off, on])
   })
 })
