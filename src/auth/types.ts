@@ -30,6 +30,12 @@ export interface VerifiedToken {
    * no side table: opaque to every other stage, and dropped with the token.
    */
   minted?: unknown
+  /**
+   * The claims stage's kept cache entries for this token's user and session (claims/store.ts),
+   * opaque to every other stage: a cached request reaches its user's answer without a lookup.
+   */
+  freshUser?: unknown
+  freshSession?: unknown
 }
 
 /** The verify stage: returns synchronously on a cache hit, so the hot path never awaits. */

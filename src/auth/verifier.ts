@@ -131,6 +131,9 @@ class Verified implements VerifiedToken {
   readonly #header: Header
   /** The mint stage's reuse slot (mint/minter.ts). */
   minted: unknown = undefined
+  /** The claims stage's kept entries (claims/store.ts). */
+  freshUser: unknown = undefined
+  freshSession: unknown = undefined
 
   constructor(
     token: string,

@@ -4,18 +4,24 @@ import { LRUCache } from 'lru-cache'
 /** One cached answer and how long it may be trusted. */
 class Entry<V> {
   readonly value: V
+  /** The cache it belongs to (a kept entry is only honoured by its own cache). */
+  readonly cache: RecordCache<V>
   /** Epoch ms until which the value is served without asking the database. */
   expiresAt: number
   /** Set when the listener dropped or an unreadable notification arrived: revalidate before serving. */
   mustRevalidate: boolean
   /** Its key was invalidated: never served again, kept only so a reload can compare content. */
   evicted: boolean
+  /** Still the LRU's entry for its key: false once replaced by a reload, dropped for room or cleared. */
+  held: boolean
 
-  constructor(value: V, expiresAt: number) {
+  constructor(cache: RecordCache<V>, value: V, expiresAt: number) {
+    this.cache = cache
     this.value = value
     this.expiresAt = expiresAt
     this.mustRevalidate = false
     this.evicted = false
+    this.held = true
   }
 }
 
@@ -58,7 +64,7 @@ export class RecordCache<V> {
   #failing = false
 
   constructor(options: RecordCacheOptions<V>) {
-    this.#lru = new LRUCache({ max: options.max })
+    this.#lru = new LRUCache<string, Entry<V>>({ max: options.max, dispose: release })
     this.#maxStaleMs = options.maxStaleMs
     this.#load = options.load
     this.#freshMs = options.freshMs
@@ -94,6 +100,35 @@ export class RecordCache<V> {
     }
     this.#onEvent('miss')
     return (this.#inflight.get(key) ?? this.#start(key)).promise as Promise<V>
+  }
+
+  /**
+   * The entry behind the key's current answer, for a caller to keep beside its key (the claims
+   * stage keeps it on the cached token) and hand to {@link kept} on the next request.
+   */
+  entryOf(key: string): object | undefined {
+    return this.#lru.peek(key)
+  }
+
+  /**
+   * The value of a kept entry while `get` would answer it as a hit (held, not evicted, fresh), or
+   * undefined: then ask `get`. The hot path's answer without the LRU: no key lookup and no recency
+   * update, so under load it touches one object instead of the LRU's map and lists. Recency is
+   * then that of the last load (at least once per fresh window for a user who keeps coming), which
+   * only orders what is dropped for room.
+   */
+  kept(entry: unknown, now: number): V | undefined {
+    if (
+      entry instanceof Entry &&
+      entry.cache === this &&
+      entry.held &&
+      !entry.evicted &&
+      now < entry.expiresAt
+    ) {
+      this.#onEvent('hit')
+      return (entry as Entry<V>).value
+    }
+    return undefined
   }
 
   /** The last value loaded for the key, even if stale or evicted, without touching recency. */
@@ -153,7 +188,7 @@ export class RecordCache<V> {
       (value) => {
         if (this.#inflight.get(key) === pending) this.#inflight.delete(key)
         this.#failing = false
-        if (!pending.superseded) this.#lru.set(key, new Entry(value, expiresAt))
+        if (!pending.superseded) this.#lru.set(key, new Entry(this, value, expiresAt))
         return value
       },
       (err: unknown) => {
@@ -164,6 +199,11 @@ export class RecordCache<V> {
     )
     return pending
   }
+}
+
+/** The LRU let go of an entry (replaced, dropped for room, deleted, cleared): kept copies stop answering. */
+function release<V>(entry: Entry<V>): void {
+  entry.held = false
 }
 
 function noop(): void {}

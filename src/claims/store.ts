@@ -181,6 +181,9 @@ class PgClaimsStore implements ClaimsStore {
       throw new GatewayError('Internal', { reason: 'freshen called for a token without sub' })
     }
     const now = this.#now()
+    // The entry kept on the token answers a cached user without a lookup; `get` does the rest.
+    const kept = this.#users.kept(token.freshUser, now)
+    if (kept !== undefined) return this.#checkUser(kept, token, now)
     const user = this.#users.get(sub, now)
     if (user instanceof Promise) {
       return user.then(
@@ -188,6 +191,7 @@ class PgClaimsStore implements ClaimsStore {
         (err: unknown) => this.#unavailable(err, token),
       )
     }
+    token.freshUser = this.#users.entryOf(sub)
     return this.#checkUser(user, token, now)
   }
 
@@ -238,8 +242,11 @@ class PgClaimsStore implements ClaimsStore {
     if (record.bannedUntil > now) throw new GatewayError('UserBanned')
     const claims = record.claims as Claims
     const sessionId = token.sessionId
-    if (sessionId === null || this.#sessions === null) return claims
-    const session = this.#sessions.get(sessionId, now)
+    const sessions = this.#sessions
+    if (sessionId === null || sessions === null) return claims
+    const kept = sessions.kept(token.freshSession, now)
+    if (kept !== undefined) return checkSession(kept, claims, now)
+    const session = sessions.get(sessionId, now)
     if (session instanceof Promise) {
       return session.then(
         (row) => checkSession(row, claims, this.#now()),
@@ -249,6 +256,7 @@ class PgClaimsStore implements ClaimsStore {
         },
       )
     }
+    token.freshSession = sessions.entryOf(sessionId)
     return checkSession(session, claims, now)
   }
 

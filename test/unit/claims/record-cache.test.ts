@@ -8,12 +8,12 @@ interface Deferred {
 }
 
 /** A cache whose loads are resolved by hand, on a clock the test moves. */
-function setup(options: { freshMs?: number; maxStaleMs?: number } = {}) {
+function setup(options: { freshMs?: number; maxStaleMs?: number; max?: number } = {}) {
   let clock = 1_000_000
   const loads: Array<{ key: string } & Deferred> = []
   const events: RecordCacheEvent[] = []
   const cache = new RecordCache<string>({
-    max: 100,
+    max: options.max ?? 100,
     maxStaleMs: options.maxStaleMs ?? 300_000,
     freshMs: () => options.freshMs ?? 60_000,
     now: () => clock,
@@ -149,5 +149,74 @@ describe('RecordCache', () => {
     const answer = t.cache.get('u', t.now)
     t.loads[1]?.reject(new Error('down'))
     await expect(answer).rejects.toThrow('down')
+  })
+
+  describe('an entry kept beside its key (the hot path without the LRU)', () => {
+    /** Loads `key` with `value` and returns the entry to keep. */
+    async function loaded(t: ReturnType<typeof setup>, key: string, value: string): Promise<object> {
+      const pending = t.cache.get(key, t.now)
+      t.loads.at(-1)?.resolve(value)
+      await pending
+      const entry = t.cache.entryOf(key)
+      expect(entry).toBeDefined()
+      return entry!
+    }
+
+    it('answers as a hit while the entry is fresh, and not from the first moment it is not', async () => {
+      const t = setup({ freshMs: 60_000 })
+      const entry = await loaded(t, 'u', 'v1')
+      t.events.length = 0
+      expect(t.cache.kept(entry, t.now)).toBe('v1')
+      t.advance(59_999)
+      expect(t.cache.kept(entry, t.now)).toBe('v1')
+      t.advance(1)
+      expect(t.cache.kept(entry, t.now)).toBeUndefined()
+      expect(t.events).toEqual(['hit', 'hit'])
+      // `get` then serves it stale and reloads; the reload replaces the entry, which stays unheard.
+      expect(t.cache.get('u', t.now)).toBe('v1')
+      t.loads.at(-1)?.resolve('v2')
+      await settle()
+      t.advance(-1)
+      expect(t.cache.kept(entry, t.now)).toBeUndefined()
+      expect(t.cache.kept(t.cache.entryOf('u'), t.now)).toBe('v2')
+    })
+
+    it('stops answering once its key is invalidated, everything expires, or the cache is cleared', async () => {
+      const t = setup()
+      const evicted = await loaded(t, 'a', 'va')
+      t.cache.evict('a')
+      expect(t.cache.kept(evicted, t.now)).toBeUndefined()
+
+      const expired = await loaded(t, 'b', 'vb')
+      t.cache.expireAll()
+      expect(t.cache.kept(expired, t.now)).toBeUndefined()
+      // Revalidated first, as `get` would: a miss, not the old value.
+      expect(t.cache.get('b', t.now)).toBeInstanceOf(Promise)
+
+      const cleared = await loaded(t, 'c', 'vc')
+      t.cache.clear()
+      expect(t.cache.kept(cleared, t.now)).toBeUndefined()
+    })
+
+    it('stops answering once its entry is dropped for room', async () => {
+      const t = setup({ max: 2 })
+      const first = await loaded(t, 'a', 'va')
+      await loaded(t, 'b', 'vb')
+      expect(t.cache.kept(first, t.now)).toBe('va')
+      await loaded(t, 'c', 'vc')
+      expect(t.cache.entryOf('a')).toBeUndefined()
+      expect(t.cache.kept(first, t.now)).toBeUndefined()
+    })
+
+    it('is honoured only by its own cache, and anything else is no entry', async () => {
+      const t = setup()
+      const other = setup()
+      const entry = await loaded(t, 'u', 'v1')
+      await loaded(other, 'u', 'v1')
+      expect(other.cache.kept(entry, other.now)).toBeUndefined()
+      expect(t.cache.kept(undefined, t.now)).toBeUndefined()
+      expect(t.cache.kept({ value: 'forged', expiresAt: Number.POSITIVE_INFINITY }, t.now)).toBeUndefined()
+      expect(t.cache.kept(entry, t.now)).toBe('v1')
+    })
   })
 })
