@@ -286,6 +286,8 @@ export async function runMicro(options: MicroOptions): Promise<Row[]> {
   await hsVerifier.close()
 
   // --- the whole per-request decision on the cached path ----------------------------------------
+  // With the 100 users of the load test, and with DECISION_USERS: a working set (tokens, minted
+  // tokens, cached claims) larger than the CPU's caches, as a gateway with many active users has.
   const configs: Array<[string, Record<string, string>]> = [['claims off', {}]]
   if (options.databaseUrl !== null) configs.unshift(['claims on', { GATEWAY_DB_URL: options.databaseUrl }])
   for (const [label, env] of configs) {
@@ -293,31 +295,62 @@ export async function runMicro(options: MicroOptions): Promise<Row[]> {
     const gateway: Gateway = await createGateway(options.config({ ...env, GATEWAY_LOG_LEVEL: 'warn' }))
     await gateway.listen()
     try {
-      const users = options.users.slice(0, 100)
-      const headers = users.map((u, n) => Buffer.from(`Bearer ${hsToken(u, n)}`))
-      const ctx: DecisionContext = { role: null }
-      const req = { method: 'GET', headers: { authorization: '', accept: 'application/json' } }
-      for (const h of headers) {
-        req.headers.authorization = h.toString('latin1')
-        await gateway.pipeline.authorize(req, ctx)
+      for (const users of [options.users.slice(0, 100), options.users.slice(0, DECISION_USERS)]) {
+        const t = await measureDecision(gateway, users, time)
+        const many = users.length > 100
+        const name = many
+          ? `per-request decision, cached (${label}, ${users.length.toLocaleString('en-US')} users)`
+          : `per-request decision, cached (${label})`
+        const targeted = !many && (label === 'claims on' || options.databaseUrl === null)
+        rows.push(
+          row('micro', name, figure(t), metrics(t), {
+            target: targeted ? '>= 500k/s' : '',
+            pass: targeted ? t.opsPerSec >= 500_000 : null,
+          }),
+        )
       }
-      const nh = headers.length
-      const decide = (i: number) => {
-        req.headers.authorization = freshCopy(headers[i % nh]!)
-        const out = gateway.pipeline.authorize(req, ctx)
-        if (typeof out !== 'string') throw new Error('the cached decision did not answer synchronously')
-        return out
-      }
-      const t = measure(decide, time)
-      rows.push(
-        row('micro', `per-request decision, cached (${label})`, figure(t), metrics(t), {
-          target: label === 'claims on' || options.databaseUrl === null ? '>= 500k/s' : '',
-          pass: label === 'claims on' || options.databaseUrl === null ? t.opsPerSec >= 500_000 : null,
-        }),
-      )
     } finally {
       await gateway.close()
     }
   }
   return rows
+}
+
+/**
+ * Users in the second decision figure: more than the CPU's caches hold, and within one generation
+ * of the minted tokens kept by default (half of GATEWAY_MINT_CACHE_MAX_ENTRIES, 10,000), so every
+ * decision still reuses its user's minted token.
+ */
+export const DECISION_USERS = 4000
+
+/** The cached decision over `users` in turn, each request with a fresh copy of its header. */
+async function measureDecision(
+  gateway: Gateway,
+  users: readonly BenchUser[],
+  time: { warmupMs: number; timeMs: number },
+): Promise<Timing> {
+  const headers = users.map((u, n) => Buffer.from(`Bearer ${hsToken(u, n)}`))
+  const ctx: DecisionContext = { role: null }
+  // Every user's first decision (verify, lookup, mint), 100 at a time.
+  for (let i = 0; i < headers.length; i += 100) {
+    await Promise.all(
+      headers
+        .slice(i, i + 100)
+        .map((h) =>
+          gateway.pipeline.authorize(
+            { method: 'GET', headers: { authorization: h.toString('latin1') } },
+            { role: null },
+          ),
+        ),
+    )
+  }
+  const req = { method: 'GET', headers: { authorization: '', accept: 'application/json' } }
+  const nh = headers.length
+  const decide = (i: number) => {
+    req.headers.authorization = freshCopy(headers[i % nh]!)
+    const out = gateway.pipeline.authorize(req, ctx)
+    if (typeof out !== 'string') throw new Error('the cached decision did not answer synchronously')
+    return out
+  }
+  return measure(decide, time)
 }

@@ -6,7 +6,7 @@ import { type BenchDatabase, startBenchDatabase } from './database.js'
 import { benchConfig, makeUsers } from './fixtures.js'
 import { runLoad } from './load.js'
 import { runMemory } from './memory.js'
-import { runMicro } from './micro.js'
+import { DECISION_USERS, runMicro } from './micro.js'
 import { RESULTS_DIR, type Results, type Row, renderTable, writeResults } from './report.js'
 
 interface Args {
@@ -39,7 +39,8 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2))
   const started = performance.now()
   const rows: Row[] = []
-  const users = makeUsers(100)
+  // The load test's 100 users first; the micro benchmarks' decision also uses all of them.
+  const users = makeUsers(DECISION_USERS)
   let db: BenchDatabase | null = null
   try {
     if (args.only.size > 0) {
@@ -58,7 +59,7 @@ async function main(): Promise<void> {
       rows.push(
         ...(await runLoad({
           quick: args.quick,
-          users,
+          users: users.slice(0, 100),
           databaseUrl: db?.url ?? null,
           soakSeconds: args.soakSeconds,
         })),
