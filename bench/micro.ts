@@ -11,7 +11,7 @@ import type { DecisionContext } from '../src/pipeline.js'
 import { createRoleMapper } from '../src/role/index.js'
 import { generateKeyPairJwk, type SignAlg, signWithKey } from '../test/support/tokens.js'
 import { type BenchUser, freshCopy, hsToken, INBOUND_SECRET, splitToken, supabaseClaims } from './fixtures.js'
-import { measure, measurePair, type Timing } from './measure.js'
+import { measure, type Timing } from './measure.js'
 import { formatNs, formatRate, type Row, row } from './report.js'
 
 export interface MicroOptions {
@@ -91,25 +91,20 @@ export async function runMicro(options: MicroOptions): Promise<Row[]> {
     // 200 entries, the tokens cycle through thousands: every lookup misses, every insert evicts.
     const cold = createVerifier({ keys, aud: null, iss: null, clockSkewSeconds: 30, cacheMaxEntries: 200 })
     const n = tokens.length
-    const coldVerify = (i: number) => cold.verify(tokens[i % n]!)
+    const verifyCold = measure((i) => cold.verify(tokens[i % n]!), time)
     const parts = tokens.map(splitToken)
     let versus = ''
     let target = ''
     let pass: boolean | null = null
-    // Each cold row and its baseline are measured in alternating slices; the ratio is per slice.
-    let verifyCold: Timing
     if (alg === 'HS256') {
       const key = keys.keys[0]!.key as KeyObject
-      const paired = measurePair(
+      const raw = measure(
         (i) =>
           createHmac('sha256', key)
             .update(parts[i % n]!.input, 'latin1')
             .digest(),
-        coldVerify,
         time,
       )
-      const raw = paired.a
-      verifyCold = paired.b
       rows.push(
         row('micro', 'baseline: raw node:crypto HMAC-SHA256 of the signing input', figure(raw), metrics(raw)),
       )
@@ -123,7 +118,7 @@ export async function runMicro(options: MicroOptions): Promise<Row[]> {
           versus: `${ratio(jose, raw).toFixed(2)}x raw HMAC`,
         }),
       )
-      const r = paired.ratio
+      const r = ratio(verifyCold, raw)
       versus = `${r.toFixed(2)}x raw HMAC, ${(jose.nsPerOp / verifyCold.nsPerOp).toFixed(1)}x faster than jose`
       target = '<= 2x raw HMAC'
       pass = r <= 2
@@ -132,15 +127,9 @@ export async function runMicro(options: MicroOptions): Promise<Row[]> {
       const pub = pair!.publicKey
       const keyInput = alg === 'ES256' ? { key: pub, dsaEncoding: 'ieee-p1363' as const } : pub
       const hash = alg === 'EdDSA' ? null : 'sha256'
-      const paired = measurePair(
-        (i) => cryptoVerify(hash, inputs[i % n]!, keyInput, parts[i % n]!.signature),
-        coldVerify,
-        time,
-      )
-      const raw = paired.a
-      verifyCold = paired.b
+      const raw = measure((i) => cryptoVerify(hash, inputs[i % n]!, keyInput, parts[i % n]!.signature), time)
       rows.push(row('micro', `baseline: raw crypto.verify ${alg}`, figure(raw), metrics(raw)))
-      const r = paired.ratio
+      const r = ratio(verifyCold, raw)
       versus = `${r.toFixed(2)}x raw crypto.verify`
       if (alg === 'ES256') {
         target = '<= 1.3x raw crypto.verify'
@@ -225,26 +214,26 @@ export async function runMicro(options: MicroOptions): Promise<Row[]> {
     const minter = createMinter({ key, mint: { ...baseConfig.mint, cacheMaxEntries: 200 } })
     const first = (i: number) =>
       minter.authorization(verified[i % nv]!, userA[i % nv]!, 'authenticated', null)
+    const mintCold = measure(first, time)
     const inputs = verified.map((_, i) => splitToken(first(i).slice(7)).input)
-    let rawSign: (i: number) => unknown
+    let raw: Timing
     if (pair === null) {
       const secret = createSecretKey(Buffer.from(INBOUND_SECRET))
-      rawSign = (i) =>
-        createHmac('sha256', secret)
-          .update(inputs[i % nv]!)
-          .digest('base64url')
+      raw = measure(
+        (i) =>
+          createHmac('sha256', secret)
+            .update(inputs[i % nv]!)
+            .digest('base64url'),
+        time,
+      )
     } else {
       const keyInput = { key: pair.privateKey, dsaEncoding: 'ieee-p1363' as const }
       const buffers = inputs.map((s) => Buffer.from(s))
-      rawSign = (i) => sign('sha256', buffers[i % nv]!, keyInput)
+      raw = measure((i) => sign('sha256', buffers[i % nv]!, keyInput), time)
     }
-    // In alternating slices with its baseline, as the cold verify rows.
-    const paired = measurePair(rawSign, first, time)
-    const raw = paired.a
-    const mintCold = paired.b
     const what = pair === null ? 'raw HMAC-SHA256' : 'raw crypto.sign ES256'
     rows.push(row('micro', `baseline: ${what} of the minted signing input`, figure(raw), metrics(raw)))
-    const r = paired.ratio
+    const r = ratio(mintCold, raw)
     rows.push(
       row('micro', `mint ${alg} cold`, figure(mintCold), metrics(mintCold), {
         versus: `${r.toFixed(2)}x ${what}`,
