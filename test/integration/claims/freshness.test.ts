@@ -91,6 +91,51 @@ describe('freshen', () => {
     console.log(`commit-to-visible: ${latencyMs.toFixed(2)} ms`)
   })
 
+  it('a token answered from its kept entries still sees a change, a sign-out and a ban on the next request', async () => {
+    const store = await openStore()
+    const id = await insertUser(db.sql)
+    const session = await insertSession(db.sql, id)
+    await settle(store)
+    const token = verifiedToken(id, { sessionId: session })
+    /** Two cached answers: the first keeps the entries on the token, the second is served from them. */
+    const cachedTwice = () => {
+      const a = store.freshen(token)
+      const b = store.freshen(token)
+      expect(a).not.toBeInstanceOf(Promise)
+      expect(b).toBe(a)
+      return b as Exclude<typeof b, Promise<unknown>>
+    }
+    await store.freshen(token)
+    expect(cachedTwice().appMetadata['userrole']).toBeUndefined()
+    expect(store.lookups).toBe(1)
+
+    await db.sql`select public.set_claim(${id}::uuid, 'userrole', '"STAFF"'::jsonb)`
+    await settle(store)
+    expect((await store.freshen(token)).appMetadata['userrole']).toBe('STAFF')
+    expect(cachedTwice().appMetadata['userrole']).toBe('STAFF')
+    expect(store.lookups).toBe(2)
+
+    await db.sql`update auth.users set banned_until = now() + interval '1 hour' where id = ${id}`
+    await settle(store)
+    expect(await failure(() => store.freshen(token))).toEqual({
+      kind: 'UserBanned',
+      status: 401,
+      code: 'GW103',
+    })
+    await db.sql`update auth.users set banned_until = null where id = ${id}`
+    await settle(store)
+    await store.freshen(token)
+    expect(cachedTwice().userId).toBe(id)
+
+    await db.sql`delete from auth.sessions where id = ${session}`
+    await settle(store)
+    expect(await failure(() => store.freshen(token))).toEqual({
+      kind: 'SessionRevoked',
+      status: 401,
+      code: 'GW104',
+    })
+  })
+
   it('shows a changed role column, and keeps the version when a reload finds the same content', async () => {
     const store = await openStore()
     const id = await insertUser(db.sql)
