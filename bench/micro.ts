@@ -11,7 +11,7 @@ import type { DecisionContext } from '../src/pipeline.js'
 import { createRoleMapper } from '../src/role/index.js'
 import { generateKeyPairJwk, type SignAlg, signWithKey } from '../test/support/tokens.js'
 import { type BenchUser, freshCopy, hsToken, INBOUND_SECRET, splitToken, supabaseClaims } from './fixtures.js'
-import { measure, type Timing } from './measure.js'
+import { type MeasureOptions, measure, type Timing } from './measure.js'
 import { formatNs, formatRate, type Row, row } from './report.js'
 
 export interface MicroOptions {
@@ -327,7 +327,7 @@ export const DECISION_USERS = 4000
 async function measureDecision(
   gateway: Gateway,
   users: readonly BenchUser[],
-  time: { warmupMs: number; timeMs: number },
+  time: MeasureOptions,
 ): Promise<Timing> {
   const headers = users.map((u, n) => Buffer.from(`Bearer ${hsToken(u, n)}`))
   const ctx: DecisionContext = { role: null }
