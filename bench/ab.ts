@@ -3,12 +3,12 @@
 //      [--connections=32]. Builds are compared on the same machine load: each round runs A, B and the
 // bare proxy back to back (the order rotates), so a busy neighbour shifts both sides alike.
 import type { ChildProcess } from 'node:child_process'
-import { NODE_FLAGS } from '../src/node-flags.js'
-import { INBOUND_SECRET, makeUsers, UPSTREAM_SECRET } from './fixtures.js'
+import { makeUsers } from './fixtures.js'
 import {
   bearerHeaders,
   drive,
   median,
+  spawnBareProxy,
   spawnGateway,
   spawnReporting,
   stop,
@@ -47,17 +47,7 @@ async function main(): Promise<void> {
       await spawnGateway('A', upstream.port, null, { main: a }),
       await spawnGateway('B', upstream.port, null, { main: b }),
       // Under the gateway's Node flags, as in the load benchmark's ratios.
-      await spawnReporting(
-        'bare',
-        'dist/bench/servers/bare-proxy.js',
-        {
-          UPSTREAM_URL: `http://127.0.0.1:${upstream.port}`,
-          CONNECTIONS: '128',
-          INBOUND_SECRET,
-          UPSTREAM_SECRET,
-        },
-        [...NODE_FLAGS],
-      ),
+      await spawnBareProxy('bare', upstream.port),
     ]
     for (const t of targets) children.push(t.child)
     await warmUp(targets, connections, headers)

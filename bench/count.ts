@@ -9,7 +9,6 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
-import { NODE_FLAGS } from '../src/node-flags.js'
 import { sumSamples } from '../test/support/metrics.js'
 import { instructions, latestMainThreadDump } from './callgrind.js'
 import { type BenchDatabase, startBenchDatabase } from './database.js'
@@ -19,6 +18,7 @@ import {
   get,
   PATH,
   rotatingRequests,
+  spawnBareProxy,
   spawnGateway,
   spawnReporting,
   stop,
@@ -165,14 +165,7 @@ async function main(): Promise<void> {
       [
         'bare undici proxy',
         'bare',
-        () =>
-          spawnReporting(
-            'bare undici proxy',
-            'dist/bench/servers/bare-proxy.js',
-            { UPSTREAM_URL: `http://127.0.0.1:${upstream.port}`, CONNECTIONS: '128' },
-            [...NODE_FLAGS, ...nodeArgs],
-            wrapper('bare'),
-          ),
+        () => spawnBareProxy('bare undici proxy', upstream.port, nodeArgs, wrapper('bare')),
       ],
       [
         'gateway, claims off',

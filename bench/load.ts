@@ -137,6 +137,35 @@ export interface GatewayLaunch {
   readonly env?: Readonly<Record<string, string>>
 }
 
+/** The environment of the bench's own proxies (the bare and the fastify one) in front of `upstreamPort`. */
+export function proxyEnv(upstreamPort: number): Record<string, string> {
+  return {
+    UPSTREAM_URL: `http://127.0.0.1:${upstreamPort}`,
+    CONNECTIONS: UPSTREAM_CONNECTIONS,
+    INBOUND_SECRET,
+    UPSTREAM_SECRET,
+  }
+}
+
+/**
+ * The bare proxy, under the gateway's own Node flags (NODE_FLAGS: the young generation's size), so
+ * that its ratios compare code with code.
+ */
+export function spawnBareProxy(
+  name: string,
+  upstreamPort: number,
+  nodeArgs: readonly string[] = [],
+  wrapper: readonly string[] = [],
+): Promise<Target> {
+  return spawnReporting(
+    name,
+    'dist/bench/servers/bare-proxy.js',
+    proxyEnv(upstreamPort),
+    [...NODE_FLAGS, ...nodeArgs],
+    wrapper,
+  )
+}
+
 export async function spawnGateway(
   name: string,
   upstreamPort: number,
@@ -422,13 +451,6 @@ export async function runLoad(options: LoadOptions): Promise<Row[]> {
   try {
     const upstream = await spawnReporting('upstream', 'dist/bench/servers/upstream.js', {})
     children.push(upstream.child)
-    const upstreamUrl = `http://127.0.0.1:${upstream.port}`
-    const proxyEnv = {
-      UPSTREAM_URL: upstreamUrl,
-      CONNECTIONS: UPSTREAM_CONNECTIONS,
-      INBOUND_SECRET,
-      UPSTREAM_SECRET,
-    }
     const targets: Target[] = []
     if (options.databaseUrl !== null) {
       targets.push(await spawnGateway('gateway, claims on', upstream.port, options.databaseUrl))
@@ -439,16 +461,14 @@ export async function runLoad(options: LoadOptions): Promise<Row[]> {
     if (compare !== undefined && compare !== '') {
       targets.push(await spawnGateway('gateway compare, claims off', upstream.port, null, { main: compare }))
     }
-    // The bare proxy runs under the gateway's own Node flags (NODE_FLAGS: the young generation's
-    // size), so its ratios compare code with code; the fastify gateway runs as its users would
-    // start it, with Node's defaults.
+    // The fastify gateway runs as its users would start it, with Node's defaults.
+    targets.push(await spawnBareProxy('bare undici proxy', upstream.port))
     targets.push(
-      await spawnReporting('bare undici proxy', 'dist/bench/servers/bare-proxy.js', proxyEnv, [
-        ...NODE_FLAGS,
-      ]),
-    )
-    targets.push(
-      await spawnReporting('fastify + jwt + reply-from', 'dist/bench/servers/fastify-gateway.js', proxyEnv),
+      await spawnReporting(
+        'fastify + jwt + reply-from',
+        'dist/bench/servers/fastify-gateway.js',
+        proxyEnv(upstream.port),
+      ),
     )
     for (const t of targets) children.push(t.child)
     const bare = targets.find((t) => t.name === 'bare undici proxy')!
