@@ -6,7 +6,7 @@ export const RESULTS_DIR = new URL('../../bench/results/', import.meta.url)
 
 /** One line of the summary table. `metrics` holds the raw figures written to the results JSON. */
 export interface Row {
-  readonly section: 'micro' | 'load' | 'memory' | 'count'
+  readonly section: 'micro' | 'load' | 'memory' | 'count' | 'latency'
   readonly name: string
   /** Pre-formatted figure(s), e.g. `612 ns/op (1.63 M/s)`. */
   readonly figure: string
