@@ -18,6 +18,7 @@ import {
   drive,
   median,
   PATH,
+  quantile,
   spawnBareProxy,
   spawnGateway,
   spawnReporting,
@@ -60,12 +61,6 @@ interface Drive {
   readonly latencies: Float64Array
   readonly failures: number
   readonly cpuUs: number
-}
-
-/** The q-quantile of ascending `sorted` (nearest rank), in ms. */
-function quantile(sorted: Float64Array, q: number): number {
-  if (sorted.length === 0) return Number.NaN
-  return sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * q) - 1)]!
 }
 
 function pooled(drives: readonly Drive[]): Float64Array {

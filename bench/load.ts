@@ -271,8 +271,8 @@ export interface Driven {
   readonly cpuUs: number
 }
 
-/** The q-quantile of ascending `sorted` (nearest rank). */
-function quantile(sorted: Float64Array, q: number): number {
+/** The q-quantile of ascending `sorted` (nearest rank); 0 when empty. */
+export function quantile(sorted: Float64Array, q: number): number {
   if (sorted.length === 0) return 0
   return sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * q) - 1)]!
 }
