@@ -138,7 +138,7 @@ export interface GatewayLaunch {
 }
 
 /** The environment of the bench's own proxies (the bare and the fastify one) in front of `upstreamPort`. */
-export function proxyEnv(upstreamPort: number): Record<string, string> {
+function proxyEnv(upstreamPort: number): Record<string, string> {
   return {
     UPSTREAM_URL: `http://127.0.0.1:${upstreamPort}`,
     CONNECTIONS: UPSTREAM_CONNECTIONS,
