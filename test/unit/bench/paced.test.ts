@@ -57,9 +57,11 @@ describe('paced', () => {
     expect(received()).toBe(100)
     expect(result.failures).toBe(0)
     expect(result.latencies.length).toBe(100)
-    // Ascending, and none shorter than the server's own 20 ms.
+    // Ascending, and none much shorter than the server's own 20 ms (a Node timer may fire up to a
+    // few milliseconds short of its delay as performance.now() counts it: it starts from the event
+    // loop's cached time).
     expect([...result.latencies]).toEqual([...result.latencies].sort((a, b) => a - b))
-    expect(result.latencies[0]).toBeGreaterThanOrEqual(19.5)
+    expect(result.latencies[0]).toBeGreaterThanOrEqual(15)
   })
 
   it('charges the wait for a free connection to the request (no coordinated omission)', async () => {
@@ -71,7 +73,7 @@ describe('paced', () => {
     expect(result.latencies.length).toBe(100)
     // The 100th request fell due at 495 ms and was answered after about 100 x 20 ms = 2 s: a closed
     // loop would have timed it at 20 ms.
-    expect(result.latencies[99]).toBeGreaterThan(1_300)
+    expect(result.latencies[99]).toBeGreaterThan(1_000)
     expect(result.latencies[0]).toBeLessThan(200)
   })
 
